@@ -1,0 +1,335 @@
+#include "storage/op_store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "storage/schema.h"
+
+namespace ferry::storage {
+
+struct OpStore::Statements {
+  Statement insert_feed;
+  Statement update_feed;
+  Statement insert_op;
+  Statement has_id;
+  Statement by_id;
+  Statement feed_range;
+  Statement after;
+  Statement max_hlc;
+};
+
+namespace {
+
+constexpr const char* op_columns = "arrival, stored_at, envelope, signature";
+
+std::span<const std::uint8_t> bytes_of(const std::array<std::uint8_t, 32>& a) { return a; }
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Error with_context(Error error, const std::string& context) {
+  error.detail = context + ": " + error.detail;
+  return error;
+}
+
+}  // namespace
+
+OpStore::OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall)
+    : lock_(std::move(lock)), db_(std::move(db)), path_(std::move(path)), wall_(wall) {}
+
+OpStore::~OpStore() = default;
+
+Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, WallClock& wall) {
+  struct stat st {};
+  if (::stat(data_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return fail(Errc::not_found, "data directory " + data_dir + " does not exist");
+  }
+  auto lock = DataDirLock::acquire(data_dir);
+  if (!lock) return tl::unexpected(lock.error());
+  std::string path = data_dir + "/" + database_file_name;
+  auto db = Database::open(path, !file_exists(path));
+  if (!db) return tl::unexpected(db.error());
+  auto version = check_database(*db, path);
+  if (!version) return tl::unexpected(version.error());
+  // Only now, with the file known to be ours, does anything write to it.
+  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",
+                             "PRAGMA foreign_keys = ON"}) {
+    if (auto set = db->exec(pragma); !set) return tl::unexpected(set.error());
+  }
+  auto mode = db->query_text("PRAGMA journal_mode");
+  if (!mode || *mode != "wal") return fail(Errc::io, path + ": cannot switch to WAL mode");
+  if (auto migrated = migrate(*db, *version); !migrated) {
+    return tl::unexpected(with_context(migrated.error(), "migrating " + path));
+  }
+  std::unique_ptr<OpStore> store(new OpStore(std::move(*lock), std::move(*db), path, wall));
+  if (auto prepared = store->prepare(); !prepared) return tl::unexpected(prepared.error());
+  if (auto loaded = store->load_feeds(); !loaded) return tl::unexpected(loaded.error());
+  return store;
+}
+
+Result<void> OpStore::prepare() {
+  const std::string select = std::string("SELECT ") + op_columns + " FROM ops ";
+  std::vector<std::string> sql = {
+      "INSERT INTO feeds (origin, channel, head_seq, head_id) VALUES (?1, ?2, ?3, ?4)",
+      "UPDATE feeds SET head_seq = ?1, head_id = ?2 WHERE feed_id = ?3",
+      "INSERT INTO ops (id, feed_id, seq, hlc, envelope, signature, stored_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      "SELECT 1 FROM ops WHERE id = ?1",
+      select + "WHERE id = ?1",
+      select + "WHERE feed_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+      select + "WHERE arrival > ?1 ORDER BY arrival LIMIT ?2",
+      "SELECT coalesce(max(o.hlc), 0) FROM ops o JOIN feeds f USING (feed_id) WHERE f.origin = ?1",
+  };
+  std::vector<Statement> prepared;
+  for (const std::string& s : sql) {
+    auto stmt = db_.prepare(s);
+    if (!stmt) return tl::unexpected(stmt.error());
+    prepared.push_back(std::move(*stmt));
+  }
+  stmts_.reset(new Statements{std::move(prepared[0]), std::move(prepared[1]),
+                              std::move(prepared[2]), std::move(prepared[3]),
+                              std::move(prepared[4]), std::move(prepared[5]),
+                              std::move(prepared[6]), std::move(prepared[7])});
+  return {};
+}
+
+Result<void> OpStore::load_feeds() {
+  auto stmt = db_.prepare("SELECT feed_id, origin, channel, head_seq, head_id FROM feeds");
+  if (!stmt) return tl::unexpected(stmt.error());
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) break;
+    auto origin = stmt->column_blob(1);
+    auto head_id = stmt->column_blob(4);
+    FERRY_ASSERT(origin.size() == public_key_bytes);  // CHECK constraints in the schema
+    FERRY_ASSERT(head_id.size() == digest_bytes);
+    FeedId feed{PublicKey{}, std::string(stmt->column_text(2))};
+    std::copy(origin.begin(), origin.end(), feed.origin.begin());
+    Feed f{stmt->column_int(0), FeedHead{static_cast<std::uint64_t>(stmt->column_int(3)), {}}};
+    std::copy(head_id.begin(), head_id.end(), f.head.id.begin());
+    vector_.raise(feed, f.head.seq);
+    feeds_.emplace(std::move(feed), f);
+  }
+  auto counts = db_.prepare("SELECT count(*), coalesce(max(arrival), 0) FROM ops");
+  if (!counts) return tl::unexpected(counts.error());
+  auto row = counts->step();
+  if (!row) return tl::unexpected(row.error());
+  op_count_ = static_cast<std::uint64_t>(counts->column_int(0));
+  last_arrival_ = static_cast<std::uint64_t>(counts->column_int(1));
+  return {};
+}
+
+FeedHead OpStore::head(const FeedId& feed) const {
+  auto it = feeds_.find(feed);
+  return it == feeds_.end() ? FeedHead{} : it->second.head;
+}
+
+Result<OpStore::Feed> OpStore::staged_feed(const FeedId& feed, std::map<FeedId, Feed>& staged) {
+  auto it = staged.find(feed);
+  if (it != staged.end()) return it->second;
+  auto held = feeds_.find(feed);
+  return held == feeds_.end() ? Feed{} : held->second;
+}
+
+Result<std::uint64_t> OpStore::insert(const SignedOp& signed_op, std::map<FeedId, Feed>& staged,
+                                      std::uint64_t now_ms) {
+  const Op& op = signed_op.op;
+  const OpHeader& h = op.header();
+  FeedId feed_id{h.origin, h.channel};
+  auto feed = staged_feed(feed_id, staged);
+  if (!feed) return tl::unexpected(feed.error());
+  FERRY_ASSERT(h.seq == feed->head.seq + 1);  // callers check the chain first
+  Statements& s = *stmts_;
+  if (feed->feed_id == 0) {
+    auto added = s.insert_feed.bind(1, bytes_of(h.origin)).bind(2, h.channel)
+                     .bind(3, static_cast<std::int64_t>(h.seq)).bind(4, bytes_of(op.id())).run();
+    if (!added) return tl::unexpected(added.error());
+    feed->feed_id = sqlite3_last_insert_rowid(db_.handle());
+  } else {
+    auto moved = s.update_feed.bind(1, static_cast<std::int64_t>(h.seq))
+                     .bind(2, bytes_of(op.id())).bind(3, feed->feed_id).run();
+    if (!moved) return tl::unexpected(moved.error());
+  }
+  auto stored = s.insert_op.bind(1, bytes_of(op.id())).bind(2, feed->feed_id)
+                    .bind(3, static_cast<std::int64_t>(h.seq))
+                    .bind(4, static_cast<std::int64_t>(h.hlc)).bind(5, op.bytes())
+                    .bind(6, std::span<const std::uint8_t>(signed_op.signature))
+                    .bind(7, static_cast<std::int64_t>(now_ms)).run();
+  if (!stored) return tl::unexpected(stored.error());
+  feed->head = FeedHead{h.seq, op.id()};
+  staged[feed_id] = *feed;
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
+}
+
+void OpStore::publish(const std::map<FeedId, Feed>& staged, std::size_t added,
+                      std::uint64_t arrival) {
+  for (const auto& [feed, f] : staged) {
+    FERRY_ASSERT(f.head.seq >= head(feed).seq);
+    feeds_[feed] = f;
+    vector_.raise(feed, f.head.seq);
+  }
+  op_count_ += added;
+  last_arrival_ = std::max(last_arrival_, arrival);
+}
+
+Result<std::vector<Appended>> OpStore::append(const NodeKey& key, HybridClock& clock,
+                                              std::span<const OpDraft> drafts) {
+  std::vector<Appended> appended;
+  appended.reserve(drafts.size());
+  std::map<FeedId, Feed> staged;
+  std::uint64_t now_ms = wall_.now_ms();
+  auto txn = Transaction::begin(db_);
+  if (!txn) return tl::unexpected(txn.error());
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    const OpDraft& draft = drafts[i];
+    auto feed = staged_feed(FeedId{key.public_key(), draft.channel}, staged);
+    if (!feed) return tl::unexpected(feed.error());
+    auto op = Op::build(key.public_key(), feed->head.seq + 1, feed->head.id, clock.now(), draft);
+    if (!op) return tl::unexpected(with_context(op.error(), "draft " + std::to_string(i)));
+    SignedOp signed_op = sign_op(std::move(*op), key);
+    auto arrival = insert(signed_op, staged, now_ms);
+    if (!arrival) return tl::unexpected(arrival.error());
+    const OpHeader& h = signed_op.op.header();
+    appended.push_back(Appended{signed_op.op.id(), h.channel, h.seq, h.hlc, *arrival});
+  }
+  if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
+  publish(staged, appended.size(), appended.empty() ? 0 : appended.back().arrival);
+  return appended;
+}
+
+Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
+  // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
+  std::vector<Result<void>> verified;
+  verified.reserve(ops.size());
+  for (const SignedOp& op : ops) verified.push_back(verify_op(op.op, op.signature));
+
+  IngestReport report;
+  std::map<FeedId, Feed> staged;
+  std::uint64_t now_ms = wall_.now_ms();
+  std::uint64_t arrival = 0;
+  auto txn = Transaction::begin(db_);
+  if (!txn) return tl::unexpected(txn.error());
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i].op;
+    if (!verified[i]) {
+      report.rejected.push_back(Rejection{i, verified[i].error()});
+      continue;
+    }
+    auto held = stmts_->has_id.bind(1, bytes_of(op.id())).step();
+    stmts_->has_id.reset();
+    if (!held) return tl::unexpected(held.error());
+    if (*held) {
+      ++report.duplicates;
+      continue;
+    }
+    auto feed = staged_feed(FeedId{op.header().origin, op.header().channel}, staged);
+    if (!feed) return tl::unexpected(feed.error());
+    if (auto chained = check_extends(feed->head, op.header()); !chained) {
+      report.rejected.push_back(Rejection{i, chained.error()});
+      continue;
+    }
+    auto stored = insert(ops[i], staged, now_ms);
+    if (!stored) return tl::unexpected(stored.error());
+    arrival = *stored;
+    ++report.stored;
+  }
+  if (report.stored == 0) return report;  // nothing to commit; the destructor rolls back
+  if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
+  publish(staged, report.stored, arrival);
+  return report;
+}
+
+Result<StoredOp> OpStore::read_row(Statement& stmt, int first) {
+  auto arrival = static_cast<std::uint64_t>(stmt.column_int(first));
+  auto stored_at = static_cast<std::uint64_t>(stmt.column_int(first + 1));
+  auto op = Op::decode(stmt.column_blob(first + 2));
+  auto signature = stmt.column_blob(first + 3);
+  if (!op || signature.size() != signature_bytes) {
+    return fail(Errc::corrupt, path_ + ": op at arrival " + std::to_string(arrival) +
+                                   " is damaged" + (op ? "" : " (" + op.error().detail + ")"));
+  }
+  StoredOp out{SignedOp{std::move(*op), Signature{}}, arrival, stored_at};
+  std::copy(signature.begin(), signature.end(), out.signed_op.signature.begin());
+  return out;
+}
+
+Result<std::vector<StoredOp>> OpStore::missing(const VersionVector& theirs,
+                                               const BatchLimits& limits) {
+  FERRY_ASSERT(limits.ops_max > 0);
+  std::vector<StoredOp> batch;
+  std::size_t bytes = 0;
+  for (const FeedRange& range : vector_.lacking_in(theirs)) {
+    Statement& stmt = stmts_->feed_range;
+    std::size_t room = limits.ops_max - batch.size();
+    stmt.bind(1, feeds_.at(range.feed).feed_id)
+        .bind(2, static_cast<std::int64_t>(range.first - 1))
+        .bind(3, static_cast<std::int64_t>(room));
+    for (;;) {
+      auto row = stmt.step();
+      if (!row) return tl::unexpected(row.error());
+      if (!*row) break;
+      std::size_t size = stmt.column_blob(2).size() + signature_bytes;
+      if (!batch.empty() && bytes + size > limits.bytes_max) {
+        stmt.reset();
+        return batch;
+      }
+      auto op = read_row(stmt, 0);
+      if (!op) {
+        stmt.reset();
+        return tl::unexpected(op.error());
+      }
+      bytes += size;
+      batch.push_back(std::move(*op));
+    }
+    stmt.reset();
+    if (batch.size() == limits.ops_max) break;
+  }
+  return batch;
+}
+
+Result<std::vector<StoredOp>> OpStore::arrived_after(std::uint64_t arrival, std::size_t limit) {
+  std::vector<StoredOp> ops;
+  Statement& stmt = stmts_->after;
+  stmt.bind(1, static_cast<std::int64_t>(arrival)).bind(2, static_cast<std::int64_t>(limit));
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) break;
+    auto op = read_row(stmt, 0);
+    if (!op) {
+      stmt.reset();
+      return tl::unexpected(op.error());
+    }
+    ops.push_back(std::move(*op));
+  }
+  stmt.reset();
+  return ops;
+}
+
+Result<StoredOp> OpStore::get(const OpId& id) {
+  Statement& stmt = stmts_->by_id;
+  auto row = stmt.bind(1, bytes_of(id)).step();
+  if (!row) return tl::unexpected(row.error());
+  if (!*row) {
+    stmt.reset();
+    return fail(Errc::not_found, "no op with that id");
+  }
+  auto op = read_row(stmt, 0);
+  stmt.reset();
+  return op;
+}
+
+Result<std::uint64_t> OpStore::max_hlc(const PublicKey& origin) {
+  Statement& stmt = stmts_->max_hlc;
+  auto row = stmt.bind(1, bytes_of(origin)).step();
+  if (!row) return tl::unexpected(row.error());
+  auto hlc = static_cast<std::uint64_t>(stmt.column_int(0));
+  stmt.reset();
+  return hlc;
+}
+
+}  // namespace ferry::storage

@@ -1,0 +1,136 @@
+// The durable op store of one node: feeds, ops and the arrival cursor in one SQLite file.
+//
+// OpStore owns the data directory: it holds the directory lock for its whole life, so a second
+// process opening the same directory gets Errc::busy. The database runs in WAL mode with
+// synchronous=FULL and foreign keys on; append() and ingest() each commit their whole batch in
+// one transaction (one fsync for many ops) and return only once that commit is durable. Feed
+// heads are cached in memory and change only after a commit succeeds. An OpStore is used from one
+// thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "protocol/feed_chain.h"
+#include "protocol/hlc.h"
+#include "protocol/node_key.h"
+#include "protocol/op.h"
+#include "protocol/version_vector.h"
+#include "storage/data_dir_lock.h"
+#include "storage/sqlite.h"
+
+namespace ferry::storage {
+
+inline constexpr const char* database_file_name = "ferry.db";
+
+// An op as this node holds it.
+struct StoredOp {
+  SignedOp signed_op;
+  std::uint64_t arrival = 0;       // local arrival cursor, strictly increasing
+  std::uint64_t stored_at_ms = 0;  // wall time of the commit that stored it
+};
+
+// What append() assigned to one draft.
+struct Appended {
+  OpId id{};
+  std::string channel;
+  std::uint64_t seq = 0;
+  std::uint64_t hlc = 0;
+  std::uint64_t arrival = 0;
+};
+
+struct Rejection {
+  std::size_t index = 0;  // position in the ingested batch
+  Error error;
+};
+
+struct IngestReport {
+  std::size_t stored = 0;
+  std::size_t duplicates = 0;  // already held: a no-op
+  std::vector<Rejection> rejected;
+};
+
+// Bounds of one batch of ops read for sending. A batch holds at least one op when any is
+// missing, even if that one op alone is larger than bytes_max.
+struct BatchLimits {
+  std::size_t ops_max = 0;
+  std::size_t bytes_max = 0;
+};
+
+class OpStore {
+ public:
+  // Opens (or creates) the store in data_dir, which must exist. Refuses a corrupt, foreign or
+  // newer database with Errc::corrupt and leaves it untouched.
+  [[nodiscard]] static Result<std::unique_ptr<OpStore>> open(const std::string& data_dir,
+                                                             WallClock& wall);
+
+  // Turns local drafts into ops of `key`'s feeds: assigns seq, prev and hlc, signs, and stores
+  // the whole batch in one durable commit. All or nothing: one invalid draft fails the batch.
+  [[nodiscard]] Result<std::vector<Appended>> append(const NodeKey& key, HybridClock& clock,
+                                                     std::span<const OpDraft> drafts);
+
+  // Stores remote ops after verifying signature, chain and contiguity. Ops already held are
+  // counted as duplicates; a bad op is rejected with its reason and nothing of it is stored; the
+  // good ops of the batch commit together. An Error return means nothing was stored.
+  [[nodiscard]] Result<IngestReport> ingest(std::span<const SignedOp> ops);
+
+  // Highest contiguous seq per feed held.
+  const VersionVector& version_vector() const { return vector_; }
+  FeedHead head(const FeedId& feed) const;
+
+  // The ops that `theirs` lacks, in feed order (feeds in FeedId order, seq ascending), bounded.
+  [[nodiscard]] Result<std::vector<StoredOp>> missing(const VersionVector& theirs,
+                                                      const BatchLimits& limits);
+
+  // Ops that arrived after the cursor, oldest first, at most limit.
+  [[nodiscard]] Result<std::vector<StoredOp>> arrived_after(std::uint64_t arrival,
+                                                            std::size_t limit);
+
+  [[nodiscard]] Result<StoredOp> get(const OpId& id);
+
+  // The newest arrival cursor (0 when empty).
+  std::uint64_t last_arrival() const { return last_arrival_; }
+  std::uint64_t op_count() const { return op_count_; }
+
+  // The highest hlc among ops of this origin, for restoring a clock after restart.
+  [[nodiscard]] Result<std::uint64_t> max_hlc(const PublicKey& origin);
+
+  const std::string& database_path() const { return path_; }
+
+ private:
+  struct Feed {
+    std::int64_t feed_id = 0;
+    FeedHead head;
+  };
+  struct Statements;
+
+  OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall);
+  [[nodiscard]] Result<void> prepare();
+  [[nodiscard]] Result<void> load_feeds();
+  [[nodiscard]] Result<std::uint64_t> insert(const SignedOp& op, std::map<FeedId, Feed>& staged,
+                                             std::uint64_t now_ms);
+  [[nodiscard]] Result<Feed> staged_feed(const FeedId& feed, std::map<FeedId, Feed>& staged);
+  void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
+  [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
+
+  DataDirLock lock_;
+  Database db_;
+  std::string path_;
+  WallClock& wall_;
+  std::unique_ptr<Statements> stmts_;
+  std::map<FeedId, Feed> feeds_;
+  VersionVector vector_;
+  std::uint64_t last_arrival_ = 0;
+  std::uint64_t op_count_ = 0;
+
+ public:
+  ~OpStore();
+  OpStore(const OpStore&) = delete;
+  OpStore& operator=(const OpStore&) = delete;
+};
+
+}  // namespace ferry::storage

@@ -1,0 +1,85 @@
+#include "storage/schema.h"
+
+#include <array>
+#include <string>
+
+namespace ferry::storage {
+namespace {
+
+// Append only: a migration that has shipped is never edited, the next one corrects it.
+constexpr std::array<const char*, 1> migrations = {
+    // 1: feeds and ops. arrival is the local, never reused arrival cursor.
+    R"sql(
+CREATE TABLE feeds (
+  feed_id  INTEGER PRIMARY KEY,
+  origin   BLOB NOT NULL CHECK (length(origin) = 32),
+  channel  TEXT NOT NULL,
+  head_seq INTEGER NOT NULL CHECK (head_seq >= 1),
+  head_id  BLOB NOT NULL CHECK (length(head_id) = 32),
+  UNIQUE (origin, channel)
+);
+CREATE TABLE ops (
+  arrival   INTEGER PRIMARY KEY AUTOINCREMENT,
+  id        BLOB NOT NULL UNIQUE CHECK (length(id) = 32),
+  feed_id   INTEGER NOT NULL REFERENCES feeds (feed_id),
+  seq       INTEGER NOT NULL CHECK (seq >= 1),
+  hlc       INTEGER NOT NULL,
+  envelope  BLOB NOT NULL,
+  signature BLOB NOT NULL CHECK (length(signature) = 64),
+  stored_at INTEGER NOT NULL,
+  UNIQUE (feed_id, seq)
+);
+)sql",
+};
+
+}  // namespace
+
+std::int64_t schema_version_latest() { return static_cast<std::int64_t>(migrations.size()); }
+
+Result<std::int64_t> check_database(Database& db, const std::string& path) {
+  // The first read of the header: a damaged file fails here, before anything is written.
+  auto app_id = db.query_int("PRAGMA application_id");
+  if (!app_id) {
+    return fail(Errc::corrupt, path + " is not a readable ferry database (" +
+                                   app_id.error().detail + "); it was left untouched");
+  }
+  auto version = db.query_int("PRAGMA user_version");
+  if (!version) return tl::unexpected(version.error());
+  auto tables = db.query_int("SELECT count(*) FROM sqlite_schema");
+  if (!tables) return tl::unexpected(tables.error());
+  bool fresh = *app_id == 0 && *version == 0 && *tables == 0;
+  if (!fresh && *app_id != ferry_application_id) {
+    return fail(Errc::corrupt, path + " is not a ferry database (application_id " +
+                                   std::to_string(*app_id) + "); it was left untouched");
+  }
+  if (*version > schema_version_latest()) {
+    return fail(Errc::corrupt, path + " has schema version " + std::to_string(*version) +
+                                   ", newer than this build's " +
+                                   std::to_string(schema_version_latest()) +
+                                   "; it was left untouched");
+  }
+  if (!fresh) {
+    auto check = db.query_text("PRAGMA quick_check");
+    if (!check) return fail(Errc::corrupt, path + ": quick_check failed: " + check.error().detail);
+    if (*check != "ok") {
+      return fail(Errc::corrupt, path + " failed its integrity check (" + *check +
+                                     "); it was left untouched");
+    }
+  }
+  return *version;
+}
+
+Result<void> migrate(Database& db, std::int64_t version) {
+  for (std::int64_t v = version; v < schema_version_latest(); ++v) {
+    auto txn = Transaction::begin(db);
+    if (!txn) return tl::unexpected(txn.error());
+    std::string sql = migrations[static_cast<std::size_t>(v)];
+    sql += "PRAGMA application_id = " + std::to_string(ferry_application_id) + ";";
+    sql += "PRAGMA user_version = " + std::to_string(v + 1) + ";";
+    if (auto done = db.exec(sql); !done) return done;
+    if (auto committed = txn->commit(); !committed) return committed;
+  }
+  return {};
+}
+
+}  // namespace ferry::storage

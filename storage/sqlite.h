@@ -1,0 +1,89 @@
+// A thin owner of SQLite handles: database, prepared statements and transactions.
+//
+// Converts SQLite result codes into ferry Errors (SQLITE_FULL is Errc::disk_full, SQLITE_BUSY is
+// Errc::busy, SQLITE_CORRUPT and SQLITE_NOTADB are Errc::corrupt, anything else Errc::io). Every
+// object here is used by one thread at a time; statements are finalized by their owner, and a
+// Transaction rolls back in its destructor unless commit() succeeded.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "protocol/error.h"
+
+namespace ferry::storage {
+
+struct CloseDb {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct FinalizeStatement {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+
+Error sqlite_error(int rc, std::string_view context, sqlite3* db);
+
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+
+  Statement& bind(int index, std::int64_t value);
+  Statement& bind(int index, std::string_view text);
+  Statement& bind(int index, std::span<const std::uint8_t> blob);
+
+  // true while a row is available; false when done.
+  [[nodiscard]] Result<bool> step();
+  // Runs a statement that returns no rows.
+  [[nodiscard]] Result<void> run();
+  void reset();
+
+  std::int64_t column_int(int index) const;
+  std::string_view column_text(int index) const;
+  std::span<const std::uint8_t> column_blob(int index) const;
+
+ private:
+  sqlite3* db_;
+  std::unique_ptr<sqlite3_stmt, FinalizeStatement> stmt_;
+};
+
+class Database {
+ public:
+  // Opens an existing database (create=false) or creates one; no statement runs yet.
+  [[nodiscard]] static Result<Database> open(const std::string& path, bool create);
+
+  [[nodiscard]] Result<void> exec(const std::string& sql);
+  [[nodiscard]] Result<Statement> prepare(std::string_view sql);
+  // Runs a query that yields one integer (PRAGMA user_version and the like).
+  [[nodiscard]] Result<std::int64_t> query_int(const std::string& sql);
+  [[nodiscard]] Result<std::string> query_text(const std::string& sql);
+
+  sqlite3* handle() const { return db_.get(); }
+
+ private:
+  explicit Database(sqlite3* db) : db_(db) {}
+  std::unique_ptr<sqlite3, CloseDb> db_;
+};
+
+// BEGIN IMMEDIATE: takes the write lock at once, so the transaction cannot fail half-way on a
+// lock upgrade.
+class Transaction {
+ public:
+  [[nodiscard]] static Result<Transaction> begin(Database& db);
+  ~Transaction();
+  Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  Transaction& operator=(Transaction&&) = delete;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  [[nodiscard]] Result<void> commit();
+
+ private:
+  explicit Transaction(Database& db) : db_(&db) {}
+  Database* db_;
+};
+
+}  // namespace ferry::storage
