@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# ferry's test command: installs what is missing, builds, runs every test, then builds the
+# AddressSanitizer + UndefinedBehaviorSanitizer configuration and runs every test again.
+# Exits non-zero on any failure. Works as root on a fresh Debian 12 machine.
+#
+#   ./deploy/test.sh            everything
+#   FERRY_SKIP_SANITIZE=1 ...   skip the sanitizer pass (quick local runs only; CI runs both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build and the tests need.
+packages=(
+  build-essential cmake pkg-config git
+  libzmq3-dev cppzmq-dev libsqlite3-dev libsodium-dev libmsgpack-cxx-dev libcli11-dev
+  catch2 libexpected-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev
+  clang-format sqlite3
+)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+check_format() {
+  echo "== clang-format check"
+  local files
+  files=$(git ls-files '*.cpp' '*.h' 2>/dev/null || find protocol storage tests bench -name '*.cpp' -o -name '*.h')
+  # shellcheck disable=SC2086
+  clang-format --dry-run -Werror $files
+}
+
+build_and_test() {  # build_and_test DIR [cmake args...]
+  local dir=$1; shift
+  echo "== configure $dir $*"
+  cmake -S "$root" -B "$dir" -DFERRY_WERROR=ON "$@" >/dev/null
+  echo "== build $dir"
+  cmake --build "$dir" -j"$jobs"
+  echo "== test $dir"
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 600
+}
+
+install_missing
+check_format
+build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  build_and_test build/sanitize -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address,undefined \
+    -DFERRY_BUILD_BENCH=OFF
+fi
+echo "== all tests passed"

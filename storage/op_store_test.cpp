@@ -1,0 +1,451 @@
+#include "storage/op_store.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+
+#include "protocol/hex.h"
+#include "tests/support/test_support.h"
+
+using namespace ferry;
+using namespace ferry::storage;
+
+namespace {
+
+constexpr std::chrono::milliseconds drift_max{60'000};
+
+std::unique_ptr<OpStore> open_store(const test::TempDir& dir, WallClock& wall) {
+  auto store = OpStore::open(dir.str(), wall);
+  if (!store) FAIL("open failed: " << to_string(store.error()));
+  return std::move(*store);
+}
+
+SignedOp forge(const NodeKey& key, const std::string& channel, std::uint64_t seq,
+               const OpId& prev, std::uint64_t hlc = 1000) {
+  auto op = Op::build(key.public_key(), seq, prev, hlc, test::draft(channel, "case-" +
+                                                                     std::to_string(seq)));
+  REQUIRE(op);
+  return sign_op(std::move(*op), key);
+}
+
+std::vector<SignedOp> all_ops(OpStore& store) {
+  auto stored = store.arrived_after(0, 1'000'000);
+  REQUIRE(stored);
+  std::vector<SignedOp> ops;
+  for (auto& s : *stored) ops.push_back(std::move(s.signed_op));
+  return ops;
+}
+
+// Every feed runs 1, 2, 3... with prev = the id before it, and every signature verifies.
+void require_valid_chains(OpStore& store) {
+  std::map<FeedId, FeedHead> heads;
+  for (const SignedOp& s : all_ops(store)) {
+    const OpHeader& h = s.op.header();
+    REQUIRE(verify_op(s.op, s.signature));
+    FeedHead& head = heads[FeedId{h.origin, h.channel}];
+    REQUIRE(check_extends(head, h));
+    head = FeedHead{h.seq, s.op.id()};
+  }
+  for (const auto& [feed, head] : heads) CHECK(store.head(feed).seq == head.seq);
+}
+
+struct Snapshot {
+  std::uint64_t ops;
+  std::uint64_t arrival;
+  VersionVector vector;
+  bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot snapshot(const OpStore& store) {
+  return Snapshot{store.op_count(), store.last_arrival(), store.version_vector()};
+}
+
+std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("append assigns seq, prev and hlc, and ops verify after a reload") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  std::vector<OpDraft> drafts;
+  for (int i = 0; i < 5; ++i) drafts.push_back(test::draft("station/huaniao", std::to_string(i)));
+  drafts.push_back(test::draft("broadcast", "catalogue"));
+  std::vector<Appended> appended;
+  {
+    auto store = open_store(dir, wall);
+    auto result = store->append(key, clock, drafts);
+    REQUIRE(result);
+    appended = *result;
+    REQUIRE(appended.size() == 6);
+    for (std::size_t i = 0; i < 5; ++i) CHECK(appended[i].seq == i + 1);
+    CHECK(appended[5].seq == 1);  // a feed is (origin, channel)
+    CHECK(appended[5].channel == "broadcast");
+    for (std::size_t i = 1; i < appended.size(); ++i) {
+      CHECK(appended[i].hlc > appended[i - 1].hlc);
+      CHECK(appended[i].arrival > appended[i - 1].arrival);
+    }
+  }
+  auto store = open_store(dir, wall);  // decode -> store -> load
+  CHECK(store->op_count() == 6);
+  CHECK(store->last_arrival() == appended.back().arrival);
+  for (const Appended& a : appended) {
+    auto loaded = store->get(a.id);
+    REQUIRE(loaded);
+    CHECK(loaded->signed_op.op.id() == a.id);
+    CHECK(verify_op(loaded->signed_op.op, loaded->signed_op.signature));
+    CHECK(loaded->stored_at_ms == wall.now_ms());
+  }
+  auto second = store->get(appended[1].id);
+  REQUIRE(second);
+  CHECK(second->signed_op.op.header().prev == appended[0].id);
+  require_valid_chains(*store);
+  CHECK(store->max_hlc(key.public_key()).value() == appended.back().hlc);
+  CHECK(store->version_vector().seq(FeedId{key.public_key(), "station/huaniao"}) == 5);
+}
+
+TEST_CASE("append stores nothing when one draft of the batch is invalid") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  REQUIRE(store->append(key, clock, std::vector{test::draft("station/a", "k")}));
+  Snapshot before = snapshot(*store);
+  std::vector<OpDraft> drafts = {test::draft("station/a", "k1"), test::draft("station/a", "")};
+  auto result = store->append(key, clock, drafts);
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code == Errc::malformed);
+  CHECK(result.error().detail.find("draft 1") != std::string::npos);
+  CHECK(snapshot(*store) == before);
+  // The feed goes on from where it was: no seq was burnt by the failed batch.
+  auto next = store->append(key, clock, std::vector{test::draft("station/a", "k2")});
+  REQUIRE(next);
+  CHECK(next->front().seq == 2);
+  require_valid_chains(*store);
+}
+
+TEST_CASE("ingest stores remote ops once and counts replays as duplicates") {
+  test::TempDir src_dir, dst_dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  auto src = open_store(src_dir, wall);
+  std::vector<OpDraft> drafts;
+  for (int i = 0; i < 20; ++i) drafts.push_back(test::draft("station/dongji", std::to_string(i)));
+  REQUIRE(src->append(key, clock, drafts));
+  auto ops = all_ops(*src);
+
+  auto dst = open_store(dst_dir, wall);
+  auto first = dst->ingest(ops);
+  REQUIRE(first);
+  CHECK(first->stored == 20);
+  CHECK(first->duplicates == 0);
+  CHECK(first->rejected.empty());
+  Snapshot after_first = snapshot(*dst);
+  auto again = dst->ingest(ops);
+  REQUIRE(again);
+  CHECK(again->stored == 0);
+  CHECK(again->duplicates == 20);
+  CHECK(snapshot(*dst) == after_first);
+  CHECK(dst->version_vector() == src->version_vector());
+  require_valid_chains(*dst);
+}
+
+TEST_CASE("ingest refuses a gap, a fork, a wrong prev and a bad signature, storing nothing") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  NodeKey origin = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  SignedOp op1 = forge(origin, "station/shengshan", 1, OpId{});
+  SignedOp op2 = forge(origin, "station/shengshan", 2, op1.op.id());
+  REQUIRE(store->ingest(std::vector{op1, op2}).value().stored == 2);
+  Snapshot before = snapshot(*store);
+
+  SignedOp gap = forge(origin, "station/shengshan", 4, op2.op.id());
+  SignedOp fork = forge(origin, "station/shengshan", 2, op1.op.id(), 2000);
+  OpId other{};
+  other[0] = 7;
+  SignedOp wrong_prev = forge(origin, "station/shengshan", 3, other);
+  SignedOp bad_sig = forge(origin, "station/shengshan", 3, op2.op.id());
+  bad_sig.signature[10] ^= 0x01;
+  NodeKey impostor = NodeKey::generate();
+  SignedOp foreign_sig = forge(origin, "station/shengshan", 3, op2.op.id(), 3000);
+  foreign_sig.signature = impostor.sign(op_signing_message(foreign_sig.op.id()));
+
+  struct Case {
+    const char* name;
+    SignedOp op;
+    Errc code;
+  };
+  std::vector<Case> cases = {{"gap", gap, Errc::out_of_order},
+                             {"fork", fork, Errc::fork},
+                             {"wrong prev", wrong_prev, Errc::out_of_order},
+                             {"bad signature", bad_sig, Errc::bad_signature},
+                             {"other key's signature", foreign_sig, Errc::bad_signature}};
+  for (const Case& c : cases) {
+    INFO(c.name);
+    auto report = store->ingest(std::vector{c.op});
+    REQUIRE(report);
+    CHECK(report->stored == 0);
+    REQUIRE(report->rejected.size() == 1);
+    CHECK(report->rejected[0].index == 0);
+    CHECK(report->rejected[0].error.code == c.code);
+    CHECK(snapshot(*store) == before);
+    CHECK_FALSE(store->get(c.op.op.id()));
+  }
+  require_valid_chains(*store);
+}
+
+TEST_CASE("ingest keeps the good ops of a batch and rejects the bad ones by index") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  NodeKey a = NodeKey::generate();
+  NodeKey b = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  SignedOp a1 = forge(a, "station/a", 1, OpId{});
+  SignedOp a2 = forge(a, "station/a", 2, a1.op.id());
+  SignedOp b1 = forge(b, "station/b", 1, OpId{});
+  b1.signature[0] ^= 0xff;
+  SignedOp b2 = forge(b, "station/b", 2, b1.op.id());
+  auto report = store->ingest(std::vector{a1, b1, a2, b2});
+  REQUIRE(report);
+  CHECK(report->stored == 2);
+  REQUIRE(report->rejected.size() == 2);
+  CHECK(report->rejected[0].index == 1);
+  CHECK(report->rejected[0].error.code == Errc::bad_signature);
+  CHECK(report->rejected[1].index == 3);  // b2 no longer extends b's feed
+  CHECK(report->rejected[1].error.code == Errc::out_of_order);
+  CHECK(store->head(FeedId{a.public_key(), "station/a"}).seq == 2);
+  CHECK(store->head(FeedId{b.public_key(), "station/b"}).seq == 0);
+}
+
+TEST_CASE("missing returns exactly the ops the other side lacks, in feed order, in bounded batches") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey a = NodeKey::generate();
+  NodeKey b = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  std::vector<OpDraft> drafts;
+  for (int i = 0; i < 30; ++i) {
+    drafts.push_back(test::draft(i % 3 == 0 ? "broadcast" : "station/a", std::to_string(i)));
+  }
+  REQUIRE(store->append(a, clock, drafts));
+  std::vector<OpDraft> more(10, test::draft("station/b", "x"));
+  REQUIRE(store->append(b, clock, more));
+
+  VersionVector theirs;
+  theirs.raise(FeedId{a.public_key(), "station/a"}, 5);
+  theirs.raise(FeedId{b.public_key(), "station/b"}, 10);  // already has all of b
+
+  SECTION("an unlimited batch is everything beyond their vector, feed by feed") {
+    auto batch = store->missing(theirs, BatchLimits{1000, 1 << 20});
+    REQUIRE(batch);
+    std::vector<FeedRange> want = store->version_vector().lacking_in(theirs);
+    std::size_t expected = 0;
+    for (const FeedRange& r : want) expected += r.last - r.first + 1;
+    REQUIRE(batch->size() == expected);
+    std::size_t i = 0;
+    for (const FeedRange& r : want) {
+      for (std::uint64_t seq = r.first; seq <= r.last; ++seq, ++i) {
+        const OpHeader& h = (*batch)[i].signed_op.op.header();
+        CHECK(FeedId{h.origin, h.channel} == r.feed);
+        CHECK(h.seq == seq);
+      }
+    }
+  }
+  SECTION("batches respect the op and byte limits and together send each op once") {
+    for (BatchLimits limits : {BatchLimits{7, 1 << 20}, BatchLimits{1000, 600}, BatchLimits{1, 1}}) {
+      VersionVector peer = theirs;
+      std::set<OpId> sent;
+      for (int round = 0; round < 100; ++round) {
+        auto batch = store->missing(peer, limits);
+        REQUIRE(batch);
+        if (batch->empty()) break;
+        CHECK(batch->size() <= limits.ops_max);
+        std::size_t bytes = 0;
+        for (const StoredOp& s : *batch) bytes += s.signed_op.op.bytes().size() + 64;
+        if (batch->size() > 1) CHECK(bytes <= limits.bytes_max);
+        for (const StoredOp& s : *batch) {
+          const OpHeader& h = s.signed_op.op.header();
+          FeedId feed{h.origin, h.channel};
+          CHECK(h.seq == peer.seq(feed) + 1);  // feed order, no gaps
+          peer.raise(feed, h.seq);
+          CHECK(sent.insert(s.signed_op.op.id()).second);
+        }
+      }
+      CHECK(peer == store->version_vector());
+      CHECK(sent.size() == 30 - 5);
+    }
+  }
+}
+
+TEST_CASE("arrived_after pages through ops in arrival order across reopen") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  {
+    auto store = open_store(dir, wall);
+    std::vector<OpDraft> drafts(25, test::draft("station/a", "k"));
+    REQUIRE(store->append(key, clock, drafts));
+  }
+  auto store = open_store(dir, wall);
+  std::uint64_t cursor = 0;
+  std::size_t seen = 0;
+  for (int page = 0; page < 10; ++page) {
+    auto ops = store->arrived_after(cursor, 10);
+    REQUIRE(ops);
+    if (ops->empty()) break;
+    CHECK(ops->size() <= 10);
+    for (const StoredOp& s : *ops) {
+      CHECK(s.arrival > cursor);
+      cursor = s.arrival;
+      ++seen;
+    }
+  }
+  CHECK(seen == 25);
+  CHECK(cursor == store->last_arrival());
+  CHECK(store->arrived_after(cursor, 10).value().empty());
+}
+
+TEST_CASE("get of an unknown id is not_found") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  auto store = open_store(dir, wall);
+  auto missing = store->get(OpId{});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == Errc::not_found);
+}
+
+TEST_CASE("a second store on the same data directory is refused") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  auto first = open_store(dir, wall);
+  auto second = OpStore::open(dir.str(), wall);
+  REQUIRE_FALSE(second);
+  CHECK(second.error().code == Errc::busy);
+  CHECK(second.error().detail.find("in use") != std::string::npos);
+}
+
+TEST_CASE("a missing data directory is refused") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  auto store = OpStore::open(dir.file("nope"), wall);
+  REQUIRE_FALSE(store);
+  CHECK(store.error().code == Errc::not_found);
+}
+
+TEST_CASE("a database with an overwritten header is refused at open and left unmodified") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  {
+    auto store = open_store(dir, wall);
+    std::vector<OpDraft> drafts(50, test::draft("station/a", "k"));
+    REQUIRE(store->append(key, clock, drafts));
+  }  // closing checkpoints the WAL into the database file
+  std::string path = dir.file(database_file_name);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f);
+    std::string garbage(100, 'Z');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  std::vector<std::uint8_t> before = read_file(path);
+  auto store = OpStore::open(dir.str(), wall);
+  REQUIRE_FALSE(store);
+  CHECK(store.error().code == Errc::corrupt);
+  CHECK(store.error().detail.find(path) != std::string::npos);
+  CHECK(store.error().detail.find("left untouched") != std::string::npos);
+  CHECK(read_file(path) == before);
+}
+
+TEST_CASE("a damaged page inside the database is refused at open") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  {
+    auto store = open_store(dir, wall);
+    std::vector<OpDraft> drafts(200, test::draft("station/a", "k"));
+    REQUIRE(store->append(key, clock, drafts));
+  }
+  std::string path = dir.file(database_file_name);
+  auto bytes = read_file(path);
+  REQUIRE(bytes.size() > 3 * 4096);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(2 * 4096);  // the third page: a b-tree page of the op tables
+    std::string garbage(4096, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto before = read_file(path);
+  auto store = OpStore::open(dir.str(), wall);
+  REQUIRE_FALSE(store);
+  CHECK(store.error().code == Errc::corrupt);
+  CHECK(read_file(path) == before);
+}
+
+TEST_CASE("every acknowledged append survives SIGKILL at a random moment") {
+  std::uint64_t seed = std::random_device{}();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  constexpr int runs = 10;
+  for (int run = 0; run < runs; ++run) {
+    test::TempDir dir;
+    NodeKey key = NodeKey::generate();
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::uint64_t child_seed = rng();
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      SystemWallClock wall;
+      HybridClock clock(wall, drift_max);
+      auto store = OpStore::open(dir.str(), wall);
+      if (!store) ::_exit(2);
+      std::mt19937_64 child_rng(child_seed);
+      for (int i = 0; i < 100'000; ++i) {
+        std::vector<OpDraft> drafts(1 + child_rng() % 8, test::draft("station/a", "k"));
+        auto appended = (*store)->append(key, clock, drafts);
+        if (!appended) ::_exit(3);
+        std::uint64_t acked = appended->back().seq;  // reported only after the durable commit
+        if (::write(fds[1], &acked, sizeof acked) != sizeof acked) ::_exit(4);
+      }
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::uint64_t kill_after = 1 + rng() % 200;
+    std::uint64_t acked = 0;
+    std::uint64_t value = 0;
+    for (std::uint64_t n = 0; n < kill_after; ++n) {
+      REQUIRE(::read(fds[0], &value, sizeof value) == sizeof value);
+      acked = value;
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+    // Acknowledgements written before the kill count too.
+    while (::read(fds[0], &value, sizeof value) == sizeof value) acked = value;
+    ::close(fds[0]);
+
+    test::FakeWallClock wall;
+    auto store = open_store(dir, wall);
+    INFO("run " << run << ": killed after " << kill_after << " acks, last acked seq " << acked);
+    CHECK(store->head(FeedId{key.public_key(), "station/a"}).seq >= acked);
+    require_valid_chains(*store);
+  }
+}

@@ -1,0 +1,76 @@
+#include "storage/sqlite.h"
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/test_support.h"
+
+using namespace ferry;
+using namespace ferry::storage;
+
+TEST_CASE("sqlite result codes map to ferry error codes") {
+  CHECK(sqlite_error(SQLITE_FULL, "x", nullptr).code == Errc::disk_full);
+  CHECK(sqlite_error(SQLITE_IOERR_WRITE, "x", nullptr).code == Errc::io);
+  CHECK(sqlite_error(SQLITE_BUSY, "x", nullptr).code == Errc::busy);
+  CHECK(sqlite_error(SQLITE_CORRUPT, "x", nullptr).code == Errc::corrupt);
+  CHECK(sqlite_error(SQLITE_NOTADB, "x", nullptr).code == Errc::corrupt);
+  CHECK(sqlite_error(SQLITE_FULL, "insert", nullptr).detail.find("insert") == 0);
+}
+
+TEST_CASE("a transaction rolls back unless committed") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("t.db"), true);
+  REQUIRE(db);
+  REQUIRE(db->exec("CREATE TABLE t (v INTEGER)"));
+  {
+    auto txn = Transaction::begin(*db);
+    REQUIRE(txn);
+    REQUIRE(db->exec("INSERT INTO t VALUES (1)"));
+  }
+  CHECK(db->query_int("SELECT count(*) FROM t").value() == 0);
+  {
+    auto txn = Transaction::begin(*db);
+    REQUIRE(txn);
+    REQUIRE(db->exec("INSERT INTO t VALUES (2)"));
+    REQUIRE(txn->commit());
+  }
+  CHECK(db->query_int("SELECT count(*) FROM t").value() == 1);
+}
+
+TEST_CASE("opening a missing database without create fails with a clear error") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("absent.db"), false);
+  REQUIRE_FALSE(db);
+  CHECK(db.error().code == Errc::io);
+  CHECK(db.error().detail.find("absent.db") != std::string::npos);
+}
+
+TEST_CASE("statements bind and read back integers, text and blobs") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("t.db"), true);
+  REQUIRE(db);
+  REQUIRE(db->exec("CREATE TABLE t (i INTEGER, s TEXT, b BLOB)"));
+  auto insert = db->prepare("INSERT INTO t VALUES (?1, ?2, ?3)");
+  REQUIRE(insert);
+  std::vector<std::uint8_t> blob = {0, 1, 2, 255};
+  REQUIRE(insert->bind(1, std::int64_t{-7}).bind(2, "嵊山").bind(3, blob).run());
+  auto select = db->prepare("SELECT i, s, b FROM t");
+  REQUIRE(select);
+  REQUIRE(select->step().value());
+  CHECK(select->column_int(0) == -7);
+  CHECK(select->column_text(1) == "嵊山");
+  auto read = select->column_blob(2);
+  CHECK(std::vector<std::uint8_t>(read.begin(), read.end()) == blob);
+  CHECK_FALSE(select->step().value());
+}
+
+TEST_CASE("a failing statement reports the sql and the reason") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("t.db"), true);
+  REQUIRE(db);
+  REQUIRE(db->exec("CREATE TABLE t (v INTEGER NOT NULL)"));
+  auto insert = db->prepare("INSERT INTO t VALUES (NULL)");
+  REQUIRE(insert);
+  auto ran = insert->run();
+  REQUIRE_FALSE(ran);
+  CHECK(ran.error().detail.find("NOT NULL") != std::string::npos);
+}
