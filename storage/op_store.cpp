@@ -42,7 +42,8 @@ OpStore::OpStore(DataDirLock lock, Database db, std::string path, WallClock& wal
 
 OpStore::~OpStore() = default;
 
-Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, WallClock& wall) {
+Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, WallClock& wall,
+                                               const StoreOptions& options) {
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return fail(Errc::not_found, "data directory " + data_dir + " does not exist");
@@ -50,7 +51,7 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
   auto lock = DataDirLock::acquire(data_dir);
   if (!lock) return tl::unexpected(lock.error());
   std::string path = data_dir + "/" + database_file_name;
-  auto db = Database::open(path, !file_exists(path));
+  auto db = Database::open(path, !file_exists(path), options.sqlite_vfs);
   if (!db) return tl::unexpected(db.error());
   auto version = check_database(*db, path);
   if (!version) return tl::unexpected(version.error());

@@ -61,12 +61,17 @@ struct BatchLimits {
   std::size_t bytes_max = 0;
 };
 
+struct StoreOptions {
+  std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
+};
+
 class OpStore {
  public:
   // Opens (or creates) the store in data_dir, which must exist. Refuses a corrupt, foreign or
   // newer database with Errc::corrupt and leaves it untouched.
   [[nodiscard]] static Result<std::unique_ptr<OpStore>> open(const std::string& data_dir,
-                                                             WallClock& wall);
+                                                             WallClock& wall,
+                                                             const StoreOptions& options = {});
 
   // Turns local drafts into ops of `key`'s feeds: assigns seq, prev and hlc, signs, and stores
   // the whole batch in one durable commit. All or nothing: one invalid draft fails the batch.

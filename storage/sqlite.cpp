@@ -79,11 +79,11 @@ std::span<const std::uint8_t> Statement::column_blob(int index) const {
   return {static_cast<const std::uint8_t*>(blob), static_cast<std::size_t>(size)};
 }
 
-Result<Database> Database::open(const std::string& path, bool create) {
+Result<Database> Database::open(const std::string& path, bool create, const std::string& vfs) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
   Database db(raw);  // owns the handle even when open failed
   if (rc != SQLITE_OK) return tl::unexpected(sqlite_error(rc, "open " + path, raw));
   sqlite3_extended_result_codes(raw, 1);

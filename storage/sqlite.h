@@ -52,8 +52,10 @@ class Statement {
 
 class Database {
  public:
-  // Opens an existing database (create=false) or creates one; no statement runs yet.
-  [[nodiscard]] static Result<Database> open(const std::string& path, bool create);
+  // Opens an existing database (create=false) or creates one; no statement runs yet. `vfs`
+  // names a registered SQLite VFS (tests inject faults this way); empty means the default.
+  [[nodiscard]] static Result<Database> open(const std::string& path, bool create,
+                                             const std::string& vfs = {});
 
   [[nodiscard]] Result<void> exec(const std::string& sql);
   [[nodiscard]] Result<Statement> prepare(std::string_view sql);
