@@ -36,8 +36,8 @@ SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
 KeyPair generate_key_pair() {
   ensure_sodium();
   KeyPair pair;
-  int rc = crypto_sign_ed25519_keypair(pair.public_key.data(),
-                                       pair.secret_key.mutable_bytes().data());
+  int rc =
+      crypto_sign_ed25519_keypair(pair.public_key.data(), pair.secret_key.mutable_bytes().data());
   FERRY_ASSERT(rc == 0);
   return pair;
 }

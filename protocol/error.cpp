@@ -7,18 +7,30 @@ namespace ferry {
 
 std::string_view errc_name(Errc code) {
   switch (code) {
-    case Errc::malformed: return "malformed";
-    case Errc::bad_signature: return "bad_signature";
-    case Errc::out_of_order: return "out_of_order";
-    case Errc::fork: return "fork";
-    case Errc::unauthorized: return "unauthorized";
-    case Errc::not_found: return "not_found";
-    case Errc::busy: return "busy";
-    case Errc::disk_full: return "disk_full";
-    case Errc::corrupt: return "corrupt";
-    case Errc::io: return "io";
-    case Errc::timeout: return "timeout";
-    case Errc::limit_exceeded: return "limit_exceeded";
+    case Errc::malformed:
+      return "malformed";
+    case Errc::bad_signature:
+      return "bad_signature";
+    case Errc::out_of_order:
+      return "out_of_order";
+    case Errc::fork:
+      return "fork";
+    case Errc::unauthorized:
+      return "unauthorized";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::busy:
+      return "busy";
+    case Errc::disk_full:
+      return "disk_full";
+    case Errc::corrupt:
+      return "corrupt";
+    case Errc::io:
+      return "io";
+    case Errc::timeout:
+      return "timeout";
+    case Errc::limit_exceeded:
+      return "limit_exceeded";
   }
   return "unknown";
 }

@@ -48,9 +48,9 @@ std::string to_string(const Error& error);
 
 }  // namespace ferry
 
-#define FERRY_ASSERT(condition)                                  \
-  do {                                                           \
-    if (!(condition)) {                                          \
-      ::ferry::assert_failed(#condition, __FILE__, __LINE__);    \
-    }                                                            \
+#define FERRY_ASSERT(condition)                               \
+  do {                                                        \
+    if (!(condition)) {                                       \
+      ::ferry::assert_failed(#condition, __FILE__, __LINE__); \
+    }                                                         \
   } while (false)

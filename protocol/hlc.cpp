@@ -32,10 +32,10 @@ Result<void> HybridClock::observe(std::uint64_t remote) {
   std::uint64_t wall = wall_ms();
   std::uint64_t bound = wall + static_cast<std::uint64_t>(drift_max_.count());
   if (hlc_ms(remote) > bound) {
-    return fail(Errc::limit_exceeded,
-                "hlc: remote time is " + std::to_string(hlc_ms(remote) - wall) +
-                    " ms ahead of the local clock (drift max " +
-                    std::to_string(drift_max_.count()) + " ms)");
+    return fail(Errc::limit_exceeded, "hlc: remote time is " +
+                                          std::to_string(hlc_ms(remote) - wall) +
+                                          " ms ahead of the local clock (drift max " +
+                                          std::to_string(drift_max_.count()) + " ms)");
   }
   last_ = std::max(last_, remote);
   return {};

@@ -39,7 +39,8 @@ Result<void> read_key_file(const std::string& path, WipedText& out) {
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return fail(Errc::unauthorized, "key file " + path + " has mode " + mode +
                                         "; it must not be accessible by group or others "
-                                        "(chmod 600 " + path + ")");
+                                        "(chmod 600 " +
+                                        path + ")");
   }
   out.text.resize(key_file_bytes_max + 1);
   ssize_t n = ::read(fd, out.text.data(), out.text.size());
@@ -107,8 +108,8 @@ Result<void> NodeKey::save(const std::string& path) const {
   file.text += std::string(public_prefix) + public_key_hex() + "\n";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail(Errc::io, "cannot create key file " + path + ": " + errno_text());
-  bool written = ::write(fd, file.text.data(), file.text.size()) ==
-                 static_cast<ssize_t>(file.text.size());
+  bool written =
+      ::write(fd, file.text.data(), file.text.size()) == static_cast<ssize_t>(file.text.size());
   bool synced = written && ::fsync(fd) == 0;
   ::close(fd);
   if (!synced) {

@@ -13,10 +13,12 @@ constexpr std::size_t envelope_v1_fields = 11;
 constexpr std::uint8_t fixarray_first = 0x90;
 constexpr std::uint8_t fixarray_last = 0x9f;
 
+// Extension objects must parse (their size bounded like str and bin) so that the body check can
+// refuse them as malformed rather than as an exceeded limit.
 const msgpack::unpack_limit& element_limit() {
   static const msgpack::unpack_limit limit(
       limits::body_container_items_max, limits::body_container_items_max, limits::op_bytes_max,
-      limits::op_bytes_max, 0, limits::body_depth_max + 1);
+      limits::op_bytes_max, limits::op_bytes_max, limits::body_depth_max + 1);
   return limit;
 }
 
@@ -32,8 +34,8 @@ class Reader {
   // Unpacks the next object; msgpack-c throws on bad input, and the exception stops here.
   Result<msgpack::object_handle> next(std::string_view what) {
     try {
-      return msgpack::unpack(reinterpret_cast<const char*>(bytes_.data()), bytes_.size(),
-                             offset_, nullptr, nullptr, element_limit());
+      return msgpack::unpack(reinterpret_cast<const char*>(bytes_.data()), bytes_.size(), offset_,
+                             nullptr, nullptr, element_limit());
     } catch (const msgpack::insufficient_bytes&) {
       return fail(Errc::malformed, std::string(what) + ": truncated");
     } catch (const msgpack::size_overflow&) {
@@ -132,9 +134,11 @@ Result<void> check_map(const msgpack::object& o, std::size_t depth) {
 }
 
 Result<void> check_value(const msgpack::object& o, std::size_t depth) {
-  if (depth > limits::body_depth_max) {
-    return fail(Errc::limit_exceeded, "body: nested deeper than " +
-                                          std::to_string(limits::body_depth_max));
+  // Only maps and arrays nest: a scalar inside the deepest allowed container is within the limit.
+  bool container = o.type == msgpack::type::ARRAY || o.type == msgpack::type::MAP;
+  if (container && depth > limits::body_depth_max) {
+    return fail(Errc::limit_exceeded,
+                "body: nested deeper than " + std::to_string(limits::body_depth_max));
   }
   switch (o.type) {
     case msgpack::type::NIL:
@@ -230,8 +234,8 @@ void pack_digest(msgpack::packer<msgpack::sbuffer>& pk, const Digest& d) {
 
 Result<Op> Op::decode(std::span<const std::uint8_t> bytes) {
   if (bytes.size() > limits::op_bytes_max) {
-    return fail(Errc::limit_exceeded, "op: larger than " + std::to_string(limits::op_bytes_max) +
-                                          " bytes");
+    return fail(Errc::limit_exceeded,
+                "op: larger than " + std::to_string(limits::op_bytes_max) + " bytes");
   }
   if (bytes.empty()) return fail(Errc::malformed, "op: empty");
   if (bytes[0] < fixarray_first || bytes[0] > fixarray_last) {
@@ -247,8 +251,8 @@ Result<Op> Op::decode(std::span<const std::uint8_t> bytes) {
     return fail(Errc::malformed, "op: unknown envelope version " + std::to_string(*version));
   }
   if (fields != envelope_v1_fields) {
-    return fail(Errc::malformed, "op: envelope version 1 has 11 fields, not " +
-                                     std::to_string(fields));
+    return fail(Errc::malformed,
+                "op: envelope version 1 has 11 fields, not " + std::to_string(fields));
   }
   Op op;
   op.header_.version = *version;
@@ -295,9 +299,11 @@ std::span<const std::uint8_t> Op::body() const {
   return std::span<const std::uint8_t>(bytes_).subspan(body_offset_, body_size_);
 }
 
-std::vector<std::uint8_t> op_signing_message(const OpId& id) {
-  std::vector<std::uint8_t> message(op_signature_domain_v1.begin(), op_signature_domain_v1.end());
-  message.insert(message.end(), id.begin(), id.end());
+std::array<std::uint8_t, op_signing_message_bytes> op_signing_message(const OpId& id) {
+  std::array<std::uint8_t, op_signing_message_bytes> message{};
+  auto tag_end =
+      std::copy(op_signature_domain_v1.begin(), op_signature_domain_v1.end(), message.begin());
+  std::copy(id.begin(), id.end(), tag_end);
   return message;
 }
 

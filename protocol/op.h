@@ -56,8 +56,7 @@ class Op {
 
   // Encodes a new op once, then decodes it back so local ops pass the very checks remote ops do.
   [[nodiscard]] static Result<Op> build(const PublicKey& origin, std::uint64_t seq,
-                                        const OpId& prev, std::uint64_t hlc,
-                                        const OpDraft& draft);
+                                        const OpId& prev, std::uint64_t hlc, const OpDraft& draft);
 
   const OpHeader& header() const { return header_; }
   std::span<const std::uint8_t> bytes() const { return bytes_; }
@@ -79,8 +78,11 @@ struct SignedOp {
   Signature signature;
 };
 
+inline constexpr std::size_t op_signing_message_bytes =
+    op_signature_domain_v1.size() + digest_bytes;
+
 // The bytes the origin signs for an op id: the domain tag followed by the id.
-std::vector<std::uint8_t> op_signing_message(const OpId& id);
+std::array<std::uint8_t, op_signing_message_bytes> op_signing_message(const OpId& id);
 
 SignedOp sign_op(Op op, const NodeKey& key);
 

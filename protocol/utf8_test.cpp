@@ -16,8 +16,8 @@ TEST_CASE("valid_utf8 accepts ASCII, the empty string and multi-byte text") {
   CHECK(valid_utf8("花鸟"));
   CHECK(valid_utf8("嵊山"));
   CHECK(valid_utf8("station/花鸟岛"));
-  CHECK(valid_utf8("Größe"));   // two-byte forms
-  CHECK(valid_utf8("😀🚢"));    // four-byte forms
+  CHECK(valid_utf8("Größe"));  // two-byte forms
+  CHECK(valid_utf8("😀🚢"));     // four-byte forms
 }
 
 TEST_CASE("valid_utf8 accepts the edges of each encoding length") {
@@ -82,7 +82,7 @@ TEST_CASE("valid_utf8 rejects stray continuation bytes") {
   CHECK_FALSE(valid_utf8("\x80"));
   CHECK_FALSE(valid_utf8("\xbf"));
   CHECK_FALSE(valid_utf8("a\x80"));
-  CHECK_FALSE(valid_utf8("花\x80"));          // one continuation too many
+  CHECK_FALSE(valid_utf8("花\x80"));  // one continuation too many
   CHECK_FALSE(valid_utf8("\x80\x80\x80"));
   CHECK_FALSE(valid_utf8("\xe8\x8a\xc2\xb1"));  // a lead byte where a continuation must be
 }

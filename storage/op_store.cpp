@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <ranges>
 
 #include "storage/schema.h"
 
@@ -12,7 +13,7 @@ struct OpStore::Statements {
   Statement insert_feed;
   Statement update_feed;
   Statement insert_op;
-  Statement has_id;
+  Statement id_at;
   Statement by_id;
   Statement feed_range;
   Statement after;
@@ -24,6 +25,13 @@ namespace {
 constexpr const char* op_columns = "arrival, stored_at, envelope, signature";
 
 std::span<const std::uint8_t> bytes_of(const std::array<std::uint8_t, 32>& a) { return a; }
+
+// The first 8 bytes of an id as an integer: the key of the id lookup index.
+std::int64_t id_prefix(const OpId& id) {
+  std::uint64_t prefix = 0;
+  for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | id[i];
+  return static_cast<std::int64_t>(prefix);
+}
 
 bool file_exists(const std::string& path) {
   struct stat st {};
@@ -37,8 +45,13 @@ Error with_context(Error error, const std::string& context) {
 
 }  // namespace
 
-OpStore::OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall)
-    : lock_(std::move(lock)), db_(std::move(db)), path_(std::move(path)), wall_(wall) {}
+OpStore::OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall,
+                 const StoreOptions& options)
+    : lock_(std::move(lock)),
+      db_(std::move(db)),
+      path_(std::move(path)),
+      wall_(wall),
+      options_(options) {}
 
 OpStore::~OpStore() = default;
 
@@ -56,8 +69,8 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
   auto version = check_database(*db, path);
   if (!version) return tl::unexpected(version.error());
   // Only now, with the file known to be ours, does anything write to it.
-  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",
-                             "PRAGMA foreign_keys = ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
     if (auto set = db->exec(pragma); !set) return tl::unexpected(set.error());
   }
   auto mode = db->query_text("PRAGMA journal_mode");
@@ -65,7 +78,8 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
   if (auto migrated = migrate(*db, *version); !migrated) {
     return tl::unexpected(with_context(migrated.error(), "migrating " + path));
   }
-  std::unique_ptr<OpStore> store(new OpStore(std::move(*lock), std::move(*db), path, wall));
+  std::unique_ptr<OpStore> store(
+      new OpStore(std::move(*lock), std::move(*db), path, wall, options));
   if (auto prepared = store->prepare(); !prepared) return tl::unexpected(prepared.error());
   if (auto loaded = store->load_feeds(); !loaded) return tl::unexpected(loaded.error());
   return store;
@@ -76,10 +90,10 @@ Result<void> OpStore::prepare() {
   std::vector<std::string> sql = {
       "INSERT INTO feeds (origin, channel, head_seq, head_id) VALUES (?1, ?2, ?3, ?4)",
       "UPDATE feeds SET head_seq = ?1, head_id = ?2 WHERE feed_id = ?3",
-      "INSERT INTO ops (id, feed_id, seq, hlc, envelope, signature, stored_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      "SELECT 1 FROM ops WHERE id = ?1",
-      select + "WHERE id = ?1",
+      "INSERT INTO ops (id, id_prefix, feed_id, seq, hlc, envelope, signature, stored_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+      "SELECT id FROM ops WHERE feed_id = ?1 AND seq = ?2",
+      select + "WHERE id_prefix = ?1 AND id = ?2",
       select + "WHERE feed_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
       select + "WHERE arrival > ?1 ORDER BY arrival LIMIT ?2",
       "SELECT coalesce(max(o.hlc), 0) FROM ops o JOIN feeds f USING (feed_id) WHERE f.origin = ?1",
@@ -145,25 +159,40 @@ Result<std::uint64_t> OpStore::insert(const SignedOp& signed_op, std::map<FeedId
   if (!feed) return tl::unexpected(feed.error());
   FERRY_ASSERT(h.seq == feed->head.seq + 1);  // callers check the chain first
   Statements& s = *stmts_;
-  if (feed->feed_id == 0) {
-    auto added = s.insert_feed.bind(1, bytes_of(h.origin)).bind(2, h.channel)
-                     .bind(3, static_cast<std::int64_t>(h.seq)).bind(4, bytes_of(op.id())).run();
+  if (feed->feed_id == 0) {  // a new feed: its row must exist before its ops reference it
+    auto added = s.insert_feed.bind(1, bytes_of(h.origin))
+                     .bind(2, h.channel)
+                     .bind(3, static_cast<std::int64_t>(h.seq))
+                     .bind(4, bytes_of(op.id()))
+                     .run();
     if (!added) return tl::unexpected(added.error());
     feed->feed_id = sqlite3_last_insert_rowid(db_.handle());
-  } else {
-    auto moved = s.update_feed.bind(1, static_cast<std::int64_t>(h.seq))
-                     .bind(2, bytes_of(op.id())).bind(3, feed->feed_id).run();
-    if (!moved) return tl::unexpected(moved.error());
   }
-  auto stored = s.insert_op.bind(1, bytes_of(op.id())).bind(2, feed->feed_id)
-                    .bind(3, static_cast<std::int64_t>(h.seq))
-                    .bind(4, static_cast<std::int64_t>(h.hlc)).bind(5, op.bytes())
-                    .bind(6, std::span<const std::uint8_t>(signed_op.signature))
-                    .bind(7, static_cast<std::int64_t>(now_ms)).run();
+  auto stored = s.insert_op.bind(1, bytes_of(op.id()))
+                    .bind(2, id_prefix(op.id()))
+                    .bind(3, feed->feed_id)
+                    .bind(4, static_cast<std::int64_t>(h.seq))
+                    .bind(5, static_cast<std::int64_t>(h.hlc))
+                    .bind(6, op.bytes())
+                    .bind(7, std::span<const std::uint8_t>(signed_op.signature))
+                    .bind(8, static_cast<std::int64_t>(now_ms))
+                    .run();
   if (!stored) return tl::unexpected(stored.error());
   feed->head = FeedHead{h.seq, op.id()};
   staged[feed_id] = *feed;
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
+}
+
+// Writes each touched feed's new head once per batch, however many ops the batch added to it.
+Result<void> OpStore::write_heads(const std::map<FeedId, Feed>& staged) {
+  for (const auto& [feed, f] : staged) {
+    auto moved = stmts_->update_feed.bind(1, static_cast<std::int64_t>(f.head.seq))
+                     .bind(2, bytes_of(f.head.id))
+                     .bind(3, f.feed_id)
+                     .run();
+    if (!moved) return tl::unexpected(moved.error());
+  }
+  return {};
 }
 
 void OpStore::publish(const std::map<FeedId, Feed>& staged, std::size_t added,
@@ -177,29 +206,56 @@ void OpStore::publish(const std::map<FeedId, Feed>& staged, std::size_t added,
   last_arrival_ = std::max(last_arrival_, arrival);
 }
 
+Result<std::vector<SignedOp>> OpStore::build(const NodeKey& key, HybridClock& clock,
+                                             std::span<const OpDraft> drafts) const {
+  std::vector<Op> ops;
+  ops.reserve(drafts.size());
+  std::map<std::string, FeedHead> heads;  // by channel: every draft is in one of key's feeds
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    const OpDraft& draft = drafts[i];
+    auto [it, fresh] = heads.try_emplace(draft.channel);
+    if (fresh) it->second = head(FeedId{key.public_key(), draft.channel});
+    auto op = Op::build(key.public_key(), it->second.seq + 1, it->second.id, clock.now(), draft);
+    if (!op) return tl::unexpected(with_context(op.error(), "draft " + std::to_string(i)));
+    it->second = FeedHead{op->header().seq, op->id()};
+    ops.push_back(std::move(*op));
+  }
+  return sign_ops(std::move(ops), key, options_.sign_threads);
+}
+
 Result<std::vector<Appended>> OpStore::append(const NodeKey& key, HybridClock& clock,
                                               std::span<const OpDraft> drafts) {
+  // Encoding and signing happen before the transaction: only this store moves its own feeds.
+  auto signed_ops = build(key, clock, drafts);
+  if (!signed_ops) return tl::unexpected(signed_ops.error());
   std::vector<Appended> appended;
   appended.reserve(drafts.size());
   std::map<FeedId, Feed> staged;
   std::uint64_t now_ms = wall_.now_ms();
   auto txn = Transaction::begin(db_);
   if (!txn) return tl::unexpected(txn.error());
-  for (std::size_t i = 0; i < drafts.size(); ++i) {
-    const OpDraft& draft = drafts[i];
-    auto feed = staged_feed(FeedId{key.public_key(), draft.channel}, staged);
-    if (!feed) return tl::unexpected(feed.error());
-    auto op = Op::build(key.public_key(), feed->head.seq + 1, feed->head.id, clock.now(), draft);
-    if (!op) return tl::unexpected(with_context(op.error(), "draft " + std::to_string(i)));
-    SignedOp signed_op = sign_op(std::move(*op), key);
+  for (const SignedOp& signed_op : *signed_ops) {
     auto arrival = insert(signed_op, staged, now_ms);
     if (!arrival) return tl::unexpected(arrival.error());
     const OpHeader& h = signed_op.op.header();
     appended.push_back(Appended{signed_op.op.id(), h.channel, h.seq, h.hlc, *arrival});
   }
+  if (auto heads = write_heads(staged); !heads) return tl::unexpected(heads.error());
   if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
   publish(staged, appended.size(), appended.empty() ? 0 : appended.back().arrival);
   return appended;
+}
+
+// Whether the op's feed position already holds this very op (a duplicate); an Error when the
+// position holds another op (a fork) is left to the chain check.
+Result<bool> OpStore::held(const Op& op, const Feed& feed) {
+  if (op.header().seq > feed.head.seq || feed.feed_id == 0) return false;
+  Statement& stmt = stmts_->id_at;
+  auto row = stmt.bind(1, feed.feed_id).bind(2, static_cast<std::int64_t>(op.header().seq)).step();
+  if (!row) return tl::unexpected(row.error());
+  bool same = *row && std::ranges::equal(stmt.column_blob(0), op.id());
+  stmt.reset();
+  return same;
 }
 
 Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
@@ -220,15 +276,14 @@ Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
       report.rejected.push_back(Rejection{i, verified[i].error()});
       continue;
     }
-    auto held = stmts_->has_id.bind(1, bytes_of(op.id())).step();
-    stmts_->has_id.reset();
-    if (!held) return tl::unexpected(held.error());
-    if (*held) {
+    auto feed = staged_feed(FeedId{op.header().origin, op.header().channel}, staged);
+    if (!feed) return tl::unexpected(feed.error());
+    auto duplicate = held(op, *feed);
+    if (!duplicate) return tl::unexpected(duplicate.error());
+    if (*duplicate) {
       ++report.duplicates;
       continue;
     }
-    auto feed = staged_feed(FeedId{op.header().origin, op.header().channel}, staged);
-    if (!feed) return tl::unexpected(feed.error());
     if (auto chained = check_extends(feed->head, op.header()); !chained) {
       report.rejected.push_back(Rejection{i, chained.error()});
       continue;
@@ -239,6 +294,7 @@ Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
     ++report.stored;
   }
   if (report.stored == 0) return report;  // nothing to commit; the destructor rolls back
+  if (auto heads = write_heads(staged); !heads) return tl::unexpected(heads.error());
   if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
   publish(staged, report.stored, arrival);
   return report;
@@ -313,7 +369,7 @@ Result<std::vector<StoredOp>> OpStore::arrived_after(std::uint64_t arrival, std:
 
 Result<StoredOp> OpStore::get(const OpId& id) {
   Statement& stmt = stmts_->by_id;
-  auto row = stmt.bind(1, bytes_of(id)).step();
+  auto row = stmt.bind(1, id_prefix(id)).bind(2, bytes_of(id)).step();
   if (!row) return tl::unexpected(row.error());
   if (!*row) {
     stmt.reset();

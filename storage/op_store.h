@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/batch_signer.h"
 #include "protocol/feed_chain.h"
 #include "protocol/hlc.h"
 #include "protocol/node_key.h"
@@ -63,6 +64,7 @@ struct BatchLimits {
 
 struct StoreOptions {
   std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
+  std::size_t sign_threads = 2;  // threads that sign one appended batch (see batch_signer.h)
 };
 
 class OpStore {
@@ -113,12 +115,17 @@ class OpStore {
   };
   struct Statements;
 
-  OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall);
+  OpStore(DataDirLock lock, Database db, std::string path, WallClock& wall,
+          const StoreOptions& options);
   [[nodiscard]] Result<void> prepare();
   [[nodiscard]] Result<void> load_feeds();
   [[nodiscard]] Result<std::uint64_t> insert(const SignedOp& op, std::map<FeedId, Feed>& staged,
                                              std::uint64_t now_ms);
   [[nodiscard]] Result<Feed> staged_feed(const FeedId& feed, std::map<FeedId, Feed>& staged);
+  [[nodiscard]] Result<void> write_heads(const std::map<FeedId, Feed>& staged);
+  [[nodiscard]] Result<std::vector<SignedOp>> build(const NodeKey& key, HybridClock& clock,
+                                                    std::span<const OpDraft> drafts) const;
+  [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
 
@@ -126,6 +133,7 @@ class OpStore {
   Database db_;
   std::string path_;
   WallClock& wall_;
+  StoreOptions options_;
   std::unique_ptr<Statements> stmts_;
   std::map<FeedId, Feed> feeds_;
   VersionVector vector_;

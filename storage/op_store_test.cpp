@@ -25,10 +25,10 @@ std::unique_ptr<OpStore> open_store(const test::TempDir& dir, WallClock& wall) {
   return std::move(*store);
 }
 
-SignedOp forge(const NodeKey& key, const std::string& channel, std::uint64_t seq,
-               const OpId& prev, std::uint64_t hlc = 1000) {
-  auto op = Op::build(key.public_key(), seq, prev, hlc, test::draft(channel, "case-" +
-                                                                     std::to_string(seq)));
+SignedOp forge(const NodeKey& key, const std::string& channel, std::uint64_t seq, const OpId& prev,
+               std::uint64_t hlc = 1000) {
+  auto op = Op::build(key.public_key(), seq, prev, hlc,
+                      test::draft(channel, "case-" + std::to_string(seq)));
   REQUIRE(op);
   return sign_op(std::move(*op), key);
 }
@@ -229,7 +229,8 @@ TEST_CASE("ingest keeps the good ops of a batch and rejects the bad ones by inde
   CHECK(store->head(FeedId{b.public_key(), "station/b"}).seq == 0);
 }
 
-TEST_CASE("missing returns exactly the ops the other side lacks, in feed order, in bounded batches") {
+TEST_CASE(
+    "missing returns exactly the ops the other side lacks, in feed order, in bounded batches") {
   test::TempDir dir;
   test::FakeWallClock wall;
   HybridClock clock(wall, drift_max);
@@ -265,7 +266,8 @@ TEST_CASE("missing returns exactly the ops the other side lacks, in feed order, 
     }
   }
   SECTION("batches respect the op and byte limits and together send each op once") {
-    for (BatchLimits limits : {BatchLimits{7, 1 << 20}, BatchLimits{1000, 600}, BatchLimits{1, 1}}) {
+    for (BatchLimits limits :
+         {BatchLimits{7, 1 << 20}, BatchLimits{1000, 600}, BatchLimits{1, 1}}) {
       VersionVector peer = theirs;
       std::set<OpId> sent;
       for (int round = 0; round < 100; ++round) {

@@ -54,8 +54,19 @@ TEST_CASE("the schema enforces feed references and unique feed positions") {
   REQUIRE(migrate(*db, 0));
   std::string blob32 = "x'" + std::string(64, 'a') + "'";
   std::string blob64 = "x'" + std::string(128, 'b') + "'";
-  auto orphan = db->exec("INSERT INTO ops (id, feed_id, seq, hlc, envelope, signature, stored_at)"
-                         " VALUES (" + blob32 + ", 99, 1, 1, x'00', " + blob64 + ", 0)");
+  auto insert = [&](const std::string& feed_id) {
+    return db->exec(
+        "INSERT INTO ops (id, id_prefix, feed_id, seq, hlc, envelope, signature, "
+        "stored_at) VALUES (" +
+        blob32 + ", 1, " + feed_id + ", 1, 1, x'00', " + blob64 + ", 0)");
+  };
+  auto orphan = insert("99");
   REQUIRE_FALSE(orphan);
   CHECK(orphan.error().detail.find("FOREIGN KEY") != std::string::npos);
+  REQUIRE(db->exec("INSERT INTO feeds (origin, channel, head_seq, head_id) VALUES (" + blob32 +
+                   ", 'station/a', 1, " + blob32 + ")"));
+  REQUIRE(insert("1"));
+  auto same_position = insert("1");
+  REQUIRE_FALSE(same_position);
+  CHECK(same_position.error().detail.find("UNIQUE") != std::string::npos);
 }

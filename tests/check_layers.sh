@@ -18,8 +18,9 @@ check() {  # check FOLDER FORBIDDEN...
     fi
   done
 }
-check protocol storage daemon ctl tests
-check storage daemon ctl tests
+check protocol storage config daemon ctl tests
+check storage config daemon ctl tests
+check config storage daemon ctl tests
 check daemon ctl tests
 check ctl daemon tests
 if [ $status -eq 0 ]; then echo "layers ok"; fi

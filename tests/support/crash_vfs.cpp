@@ -103,9 +103,7 @@ int x_file_control(sqlite3_file* f, int op, void* arg) {
   return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
 }
 int x_sector_size(sqlite3_file* f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); }
-int x_device(sqlite3_file* f) {
-  return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
-}
+int x_device(sqlite3_file* f) { return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f)); }
 int x_shm_map(sqlite3_file* f, int page, int size, int extend, void volatile** out) {
   return real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
 }
@@ -144,9 +142,7 @@ int x_access(sqlite3_vfs*, const char* name, int flags, int* out) {
 int x_full_pathname(sqlite3_vfs*, const char* name, int n, char* out) {
   return real_vfs->xFullPathname(real_vfs, name, n, out);
 }
-int x_randomness(sqlite3_vfs*, int n, char* out) {
-  return real_vfs->xRandomness(real_vfs, n, out);
-}
+int x_randomness(sqlite3_vfs*, int n, char* out) { return real_vfs->xRandomness(real_vfs, n, out); }
 int x_sleep(sqlite3_vfs*, int us) { return real_vfs->xSleep(real_vfs, us); }
 int x_current_time(sqlite3_vfs*, double* out) { return real_vfs->xCurrentTime(real_vfs, out); }
 int x_last_error(sqlite3_vfs*, int n, char* out) {

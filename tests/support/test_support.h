@@ -24,8 +24,8 @@ class TempDir {
     std::random_device rd;
     auto base = std::filesystem::temp_directory_path();
     for (int attempt = 0; attempt < 100; ++attempt) {
-      auto candidate = base / ("ferry-test-" + std::to_string(::getpid()) + "-" +
-                               std::to_string(rd()));
+      auto candidate =
+          base / ("ferry-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
       if (std::filesystem::create_directory(candidate)) {
         path_ = candidate;
         return;

@@ -1,0 +1,46 @@
+#include "protocol/batch_signer.h"
+
+#include <catch2/catch.hpp>
+#include <msgpack.hpp>
+
+using namespace ferry;
+
+namespace {
+
+std::vector<Op> make_ops(const NodeKey& key, std::size_t count) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(1);
+  pk.pack(std::string("hours"));
+  pk.pack(3);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  OpDraft draft{"station/huaniao", "volunteer.hours", "v-1", {}, {data, data + buffer.size()}, {}};
+  std::vector<Op> ops;
+  OpId prev{};
+  for (std::size_t seq = 1; seq <= count; ++seq) {
+    auto op = Op::build(key.public_key(), seq, prev, 1000 + seq, draft);
+    REQUIRE(op);
+    prev = op->id();
+    ops.push_back(std::move(*op));
+  }
+  return ops;
+}
+
+}  // namespace
+
+TEST_CASE("signing a batch on several threads gives each op the signature it would get alone") {
+  NodeKey key = NodeKey::generate();
+  for (std::size_t count : {0, 1, 63, 64, 65, 301}) {
+    for (std::size_t threads : {1, 2, 3}) {
+      INFO(count << " ops on " << threads << " threads");
+      std::vector<Op> ops = make_ops(key, count);
+      std::vector<SignedOp> signed_ops = sign_ops(make_ops(key, count), key, threads);
+      REQUIRE(signed_ops.size() == count);
+      for (std::size_t i = 0; i < count; ++i) {
+        CHECK(signed_ops[i].op.id() == ops[i].id());
+        CHECK(signed_ops[i].signature == key.sign(op_signing_message(ops[i].id())));
+        CHECK(verify_op(signed_ops[i].op, signed_ops[i].signature));
+      }
+    }
+  }
+}
