@@ -272,7 +272,6 @@ Result<Op> Op::decode(std::span<const std::uint8_t> bytes) {
 
 Result<Op> Op::build(const PublicKey& origin, std::uint64_t seq, const OpId& prev,
                      std::uint64_t hlc, const OpDraft& draft) {
-  if (auto body = validate_body(draft.body); !body) return tl::unexpected(body.error());
   msgpack::sbuffer buffer(512);
   msgpack::packer<msgpack::sbuffer> pk(buffer);
   pk.pack_array(envelope_v1_fields);
@@ -292,7 +291,13 @@ Result<Op> Op::build(const PublicKey& origin, std::uint64_t seq, const OpId& pre
   } else {
     pk.pack_nil();
   }
-  return decode({reinterpret_cast<const std::uint8_t*>(buffer.data()), buffer.size()});
+  // decode() checks the body in place: body bytes that are not exactly one map shift the fields
+  // after them and cannot decode. Only then is the body parsed alone, for the clearer error.
+  auto op = decode({reinterpret_cast<const std::uint8_t*>(buffer.data()), buffer.size()});
+  if (!op) {
+    if (auto body = validate_body(draft.body); !body) return tl::unexpected(body.error());
+  }
+  return op;
 }
 
 std::span<const std::uint8_t> Op::body() const {
