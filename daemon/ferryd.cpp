@@ -1,0 +1,133 @@
+// ferryd: runs one ferry node in the foreground. See docs/ferryd.md for options and exit codes.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "config/config.h"
+#include "daemon/ipc_server.h"
+#include "daemon/node.h"
+
+namespace {
+
+// Documented in docs/ferryd.md; tests and service managers branch on them.
+enum ExitCode : int {
+  exit_ok = 0,
+  exit_runtime = 1,
+  exit_usage = 2,
+  exit_config = 3,
+  exit_key = 4,
+  exit_storage = 5,
+  exit_ipc = 6,
+};
+
+spdlog::level::level_enum spd_level(ferry::config::LogLevel level) {
+  using ferry::config::LogLevel;
+  switch (level) {
+    case LogLevel::trace:
+      return spdlog::level::trace;
+    case LogLevel::debug:
+      return spdlog::level::debug;
+    case LogLevel::info:
+      return spdlog::level::info;
+    case LogLevel::warn:
+      return spdlog::level::warn;
+    case LogLevel::error:
+      return spdlog::level::err;
+    case LogLevel::off:
+      return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+// SIGTERM and SIGINT arrive on a file descriptor the event loop polls. They are blocked before
+// any thread starts (ZeroMQ's and the signing threads inherit the mask).
+int block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return -1;
+  return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int serve(const ferry::config::Config& config) {
+  using namespace ferry;
+  auto key = NodeKey::load(config::node_key_path(config));
+  if (!key) {
+    spdlog::critical("node key: {} (create one with: ferryctl init)", to_string(key.error()));
+    return exit_key;
+  }
+  int signal_fd = block_stop_signals();
+  if (signal_fd < 0) {
+    spdlog::critical("cannot set up signal handling");
+    return exit_runtime;
+  }
+  SystemWallClock wall;
+  storage::StoreOptions options;
+  options.sign_threads = config.limits.sign_threads;
+  auto store = storage::OpStore::open(config.node.data_dir, wall, options);
+  if (!store) {
+    spdlog::critical("store: {}", to_string(store.error()));
+    return exit_storage;
+  }
+  std::string id = key->public_key_hex();
+  daemon::Node node(config, std::move(*key), std::move(*store), wall);
+  daemon::IpcServer server(node);
+  if (auto bound = server.bind(); !bound) {
+    spdlog::critical("ipc: {}", to_string(bound.error()));
+    return exit_ipc;
+  }
+  spdlog::info("ferryd {} ({}, {}) serving {} ops on {}", config.node.name,
+               config::role_name(config.node.role), id.substr(0, 16), node.last_arrival(),
+               config.ipc.endpoint);
+  server.run(signal_fd);
+  ::close(signal_fd);
+  spdlog::info("ferryd {} stopped cleanly", config.node.name);
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The store holds citizens' transactions: nothing the daemon creates is for other users.
+  ::umask(027);
+  try {
+    auto logger = spdlog::stderr_color_mt("ferryd");
+    spdlog::set_default_logger(logger);
+    CLI::App app{"ferryd: one ferry node (station, relay or hub), in the foreground"};
+    std::string config_path;
+    std::string check_path;
+    auto* run = app.add_option("-c,--config", config_path, "run the node of this config file");
+    auto* check = app.add_option("--check-config", check_path, "check a config file and exit");
+    run->excludes(check);
+    app.require_option(1);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? exit_ok : exit_usage;
+    }
+    std::string path = check_path.empty() ? config_path : check_path;
+    auto config = ferry::config::load_config(path);
+    if (!config) {
+      spdlog::critical("config: {}", config.error().detail);
+      return exit_config;
+    }
+    if (!check_path.empty()) {
+      std::printf("%s: ok (node %s, data_dir %s, ipc %s)\n", path.c_str(),
+                  config->node.name.c_str(), config->node.data_dir.c_str(),
+                  config->ipc.endpoint.c_str());
+      return exit_ok;
+    }
+    spdlog::set_level(spd_level(config->log_level));
+    return serve(*config);
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return exit_runtime;
+  }
+}

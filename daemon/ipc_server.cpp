@@ -1,0 +1,259 @@
+#include "daemon/ipc_server.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::daemon {
+namespace {
+
+constexpr const char* monitor_endpoint = "inproc://ferryd-ipc-monitor";
+
+std::string ipc_path(const std::string& endpoint) {
+  constexpr std::string_view scheme = "ipc://";
+  return endpoint.starts_with(scheme) ? endpoint.substr(scheme.size()) : std::string();
+}
+
+}  // namespace
+
+IpcServer::IpcServer(Node& node)
+    : node_(node),
+      limits_(node.config().limits),
+      request_limits_{limits_.request_bytes_max, std::min<std::size_t>(100, limits_.pull_limit_max),
+                      limits_.pull_limit_max, limits_.pull_wait_max},
+      context_(1),
+      socket_(context_, zmq::socket_type::router),
+      monitor_(context_, zmq::socket_type::pair) {}
+
+Result<void> IpcServer::bind() {
+  const config::Config& config = node_.config();
+  const std::string& endpoint = config.ipc.endpoint;
+  try {
+    socket_.set(zmq::sockopt::linger, static_cast<int>(shutdown_linger.count()));
+    socket_.set(zmq::sockopt::maxmsgsize,
+                static_cast<std::int64_t>(limits_.request_bytes_max * oversize_cutoff_factor));
+    socket_.set(zmq::sockopt::rcvhwm, static_cast<int>(limits_.submit_queue_max));
+    socket_.set(zmq::sockopt::sndhwm, static_cast<int>(limits_.submit_queue_max));
+    socket_.set(zmq::sockopt::router_mandatory, 1);
+    zmq_socket_monitor(socket_.handle(), monitor_endpoint, ZMQ_EVENT_DISCONNECTED);
+    monitor_.connect(monitor_endpoint);
+    std::string path = ipc_path(endpoint);
+    // The socket file is created with the process umask: narrow it so that the file is never
+    // more open than socket_mode, even for an instant, then set the mode exactly.
+    mode_t old_mask = ::umask(static_cast<mode_t>(~config.ipc.socket_mode & 0777));
+    socket_.bind(endpoint);
+    ::umask(old_mask);
+    if (!path.empty() && ::chmod(path.c_str(), config.ipc.socket_mode) != 0) {
+      return ferry::fail(Errc::io, "chmod " + path + ": " + std::strerror(errno));
+    }
+  } catch (const zmq::error_t& e) {
+    return ferry::fail(Errc::io, "cannot bind " + endpoint + ": " + e.what());
+  }
+  return {};
+}
+
+void IpcServer::run(int signal_fd) {
+  bool stopping = false;
+  while (!stopping) {
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 3, std::chrono::milliseconds(poll_timeout_ms()));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("poll failed: {}", e.what());
+      continue;
+    }
+    if (items[1].revents & ZMQ_POLLIN) drain_monitor();
+    if (items[0].revents & ZMQ_POLLIN) drain();
+    flush_submits();
+    if (items[2].revents & ZMQ_POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd, &info, sizeof info) == sizeof info) {
+        spdlog::info("signal {} received: stopping", info.ssi_signo);
+      }
+      stopping = true;
+    }
+    wake_waiters(stopping);
+  }
+  close();
+}
+
+int IpcServer::poll_timeout_ms() const {
+  auto now = std::chrono::steady_clock::now();
+  auto timeout = housekeeping_interval;
+  for (const Waiter& w : waiters_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(w.deadline - now);
+    timeout = std::max(std::chrono::milliseconds(0),
+                       std::min(timeout, left + std::chrono::milliseconds(1)));
+  }
+  return static_cast<int>(timeout.count());
+}
+
+void IpcServer::drain() {
+  // Bounded: a flood of requests cannot keep the loop from committing and answering.
+  const std::size_t drain_max = limits_.batch_ops_max * 4;
+  for (std::size_t n = 0; n < drain_max; ++n) {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(0)) <= 0) return;
+    receive_one();
+    if (submits_.size() >= limits_.batch_ops_max) flush_submits();
+  }
+}
+
+void IpcServer::receive_one() {
+  zmq::message_t frames[frames_per_request_max];
+  int count = 0;
+  bool more = true;
+  while (more) {
+    zmq::message_t frame;
+    if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return;
+    more = frame.more();
+    if (count < frames_per_request_max) frames[count++] = std::move(frame);
+  }
+  Route route{frames[0].to_string()};
+  ++counters_.requests;
+  bool well_framed = count == 3 && frames[1].size() == 0;
+  if (!well_framed) {
+    fail(route, ipc::Code::bad_request,
+         "a request is one msgpack frame after an empty delimiter frame (use REQ, or DEALER "
+         "with an empty first frame)");
+    return;
+  }
+  handle(std::move(route), frames[2]);
+}
+
+void IpcServer::handle(Route route, const zmq::message_t& payload) {
+  std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(payload.data()),
+                                      payload.size());
+  auto request = ipc::parse_request(bytes, request_limits_);
+  if (!request) {
+    fail(route, request.error().code, request.error().message);
+    return;
+  }
+  if (auto* submit = std::get_if<ipc::SubmitRequest>(&*request)) {
+    if (submits_.size() >= limits_.submit_queue_max) {
+      fail(route, ipc::Code::busy, "the submit queue is full; retry later");
+      return;
+    }
+    submits_.push_back(PendingSubmit{std::move(route), std::move(submit->draft)});
+    counters_.submit_queue = submits_.size();
+    return;
+  }
+  if (auto* pull = std::get_if<ipc::PullRequest>(&*request)) {
+    start_pull(std::move(route), *pull);
+    return;
+  }
+  reply(route, node_.read(*request, counters_));
+}
+
+void IpcServer::start_pull(Route route, const ipc::PullRequest& request) {
+  auto page = node_.pull(request, request.after);
+  if (!page) {
+    fail(route, ipc::code_for(page.error()), to_string(page.error()));
+    return;
+  }
+  if (!page->ops.empty() || request.wait.count() == 0) {
+    reply(route, node_.encode_pull(*page));
+    return;
+  }
+  if (waiters_.size() >= limits_.pull_waiting_max) {
+    fail(route, ipc::Code::busy, "too many pulls are waiting; retry later");
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + request.wait;
+  waiters_.push_back(Waiter{std::move(route), request, page->next, deadline});
+  counters_.pulls_waiting = waiters_.size();
+}
+
+void IpcServer::flush_submits() {
+  if (submits_.empty()) return;
+  std::vector<OpDraft> drafts;
+  drafts.reserve(submits_.size());
+  for (PendingSubmit& s : submits_) drafts.push_back(std::move(s.draft));
+  std::vector<ipc::Bytes> replies = node_.commit(std::move(drafts));
+  FERRY_ASSERT(replies.size() == submits_.size());
+  // Replies go out only now, after the commit is durable.
+  for (std::size_t i = 0; i < replies.size(); ++i) reply(submits_[i].route, replies[i]);
+  submits_.clear();
+  counters_.submit_queue = 0;
+}
+
+void IpcServer::wake_waiters(bool expire_all) {
+  if (waiters_.empty()) return;
+  auto now = std::chrono::steady_clock::now();
+  bool fresh = node_.last_arrival() != waiters_seen_arrival_;
+  waiters_seen_arrival_ = node_.last_arrival();
+  std::vector<Waiter> still;
+  for (Waiter& w : waiters_) {
+    if (fresh && w.after < node_.last_arrival()) {
+      auto page = node_.pull(w.request, w.after);
+      if (!page) {
+        fail(w.route, ipc::code_for(page.error()), to_string(page.error()));
+        continue;
+      }
+      if (!page->ops.empty()) {
+        reply(w.route, node_.encode_pull(*page));
+        continue;
+      }
+      w.after = page->next;  // skipped ops of other channels are not looked at again
+    }
+    if (expire_all || now >= w.deadline) {
+      reply(w.route, node_.encode_pull(PullPage{{}, w.after}));
+      continue;
+    }
+    still.push_back(std::move(w));
+  }
+  waiters_ = std::move(still);
+  counters_.pulls_waiting = waiters_.size();
+}
+
+void IpcServer::reply(const Route& route, const ipc::Bytes& bytes) {
+  try {
+    bool sent = socket_.send(zmq::buffer(route.identity),
+                             zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+                socket_.send(zmq::message_t(), zmq::send_flags::sndmore) &&
+                socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+    if (!sent) ++counters_.unsent_replies;
+  } catch (const zmq::error_t&) {
+    ++counters_.unsent_replies;  // the client went away (EHOSTUNREACH) or its queue is full
+  }
+}
+
+void IpcServer::fail(const Route& route, ipc::Code code, std::string message) {
+  ++counters_.errors[static_cast<std::size_t>(code)];
+  spdlog::debug("request refused: {}: {}", ipc::code_name(code), message);
+  reply(route, ipc::encode_failure(ipc::Failure{code, std::move(message)}));
+}
+
+void IpcServer::drain_monitor() {
+  for (int n = 0; n < frames_per_request_max * 16; ++n) {
+    zmq::message_t event;
+    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+    if (event.more()) {
+      zmq::message_t address;
+      (void)monitor_.recv(address, zmq::recv_flags::dontwait);
+    }
+    if (event.size() >= sizeof(std::uint16_t)) {
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof id);
+      if (id == ZMQ_EVENT_DISCONNECTED) ++counters_.disconnects;
+    }
+  }
+}
+
+void IpcServer::close() {
+  zmq_socket_monitor(socket_.handle(), nullptr, 0);
+  monitor_.close();
+  socket_.close();  // lingers up to shutdown_linger so the last replies get out
+  std::string path = ipc_path(node_.config().ipc.endpoint);
+  if (!path.empty()) ::unlink(path.c_str());
+}
+
+}  // namespace ferry::daemon

@@ -1,0 +1,181 @@
+#include "daemon/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "protocol/hex.h"
+
+namespace ferry::daemon {
+namespace {
+
+constexpr const char* ferry_version = "0.1.0";
+
+ipc::Bytes failure(ipc::Code code, std::string message) {
+  return ipc::encode_failure(ipc::Failure{code, std::move(message)});
+}
+
+ipc::Bytes failure_for(const Error& error) {
+  return failure(ipc::code_for(error), to_string(error));
+}
+
+}  // namespace
+
+Node::Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::OpStore> store,
+           WallClock& wall)
+    : config_(config),
+      key_(std::move(key)),
+      store_(std::move(store)),
+      wall_(wall),
+      clock_(wall, config.limits.clock_drift_max),
+      default_channel_("station/" + config.node.name),
+      started_(std::chrono::steady_clock::now()) {
+  // Our own ops were stamped by this clock before a restart: never go below them.
+  auto own = store_->max_hlc(key_.public_key());
+  if (own) clock_.restore(*own);
+}
+
+ipc::Bytes Node::read(const ipc::Request& request, const IpcCounters& counters) {
+  if (const auto* r = std::get_if<ipc::OpRequest>(&request)) return op(r->id);
+  if (const auto* r = std::get_if<ipc::TrackRequest>(&request)) return track(r->id);
+  if (std::holds_alternative<ipc::StatusRequest>(request)) return status(counters);
+  return failure(ipc::Code::internal, "not a read request");
+}
+
+ipc::Bytes Node::op(const OpId& id) {
+  auto stored = store_->get(id);
+  if (!stored) return failure_for(stored.error());
+  ipc::ReplyWriter w;
+  w.packer().pack_map(2);
+  w.key("ok");
+  w.packer().pack_true();
+  w.key("op");
+  w.op(stored->signed_op, stored->arrival, stored->stored_at_ms);
+  return w.take();
+}
+
+ipc::Bytes Node::track(const OpId& id) {
+  auto stored = store_->get(id);
+  if (!stored) return failure_for(stored.error());
+  return ipc::encode_track(stored->stored_at_ms);
+}
+
+ipc::Bytes Node::status(const IpcCounters& counters) {
+  ipc::ReplyWriter w;
+  auto& pk = w.packer();
+  pk.pack_map(9);
+  w.key("ok");
+  pk.pack_true();
+  w.key("node");
+  pk.pack_map(3);
+  w.key("name");
+  w.text(config_.node.name);
+  w.key("id");
+  w.id(key_.public_key());
+  w.key("role");
+  w.text(config::role_name(config_.node.role));
+  w.key("ops");
+  pk.pack_uint64(store_->op_count());
+  w.key("feeds");
+  pk.pack_uint64(store_->version_vector().entries().size());
+  w.key("last_arrival");
+  pk.pack_uint64(store_->last_arrival());
+  w.key("uptime_ms");
+  pk.pack_uint64(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started_)
+                                                .count()));
+  w.key("version");
+  w.text(ferry_version);
+  w.key("hlc");
+  pk.pack_uint64(clock_.last());
+  w.key("ipc");
+  pk.pack_map(6);
+  w.key("requests");
+  pk.pack_uint64(counters.requests);
+  w.key("errors");
+  pk.pack_map(static_cast<std::uint32_t>(ipc::code_count));
+  for (std::size_t i = 0; i < ipc::code_count; ++i) {
+    w.key(ipc::code_name(static_cast<ipc::Code>(i)));
+    pk.pack_uint64(counters.errors[i]);
+  }
+  w.key("submit_queue");
+  pk.pack_uint64(counters.submit_queue);
+  w.key("pulls_waiting");
+  pk.pack_uint64(counters.pulls_waiting);
+  w.key("disconnects");
+  pk.pack_uint64(counters.disconnects);
+  w.key("unsent_replies");
+  pk.pack_uint64(counters.unsent_replies);
+  return w.take();
+}
+
+std::vector<ipc::Bytes> Node::commit(std::vector<OpDraft> drafts) {
+  for (OpDraft& d : drafts) {
+    if (d.channel.empty()) d.channel = default_channel_;
+  }
+  auto appended = store_->append(key_, clock_, drafts);
+  if (!appended) {
+    Errc code = appended.error().code;
+    if (code == Errc::malformed || code == Errc::limit_exceeded) {
+      return commit_one_by_one(drafts);  // one bad draft must not fail the others
+    }
+    spdlog::error("commit of {} ops failed: {}", drafts.size(), to_string(appended.error()));
+    return std::vector<ipc::Bytes>(drafts.size(), failure_for(appended.error()));
+  }
+  std::vector<ipc::Bytes> replies;
+  replies.reserve(appended->size());
+  for (const storage::Appended& a : *appended) {
+    replies.push_back(ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
+  }
+  return replies;
+}
+
+std::vector<ipc::Bytes> Node::commit_one_by_one(const std::vector<OpDraft>& drafts) {
+  std::vector<ipc::Bytes> replies;
+  for (const OpDraft& d : drafts) {
+    auto appended = store_->append(key_, clock_, std::span<const OpDraft>(&d, 1));
+    if (!appended) {
+      replies.push_back(failure_for(appended.error()));
+      continue;
+    }
+    const storage::Appended& a = appended->front();
+    replies.push_back(ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
+  }
+  return replies;
+}
+
+Result<PullPage> Node::pull(const ipc::PullRequest& request, std::uint64_t after) {
+  PullPage page;
+  page.next = after;
+  for (std::size_t scanned = 0; scanned < pull_scan_pages_max; ++scanned) {
+    auto ops = store_->arrived_after(page.next, request.limit);
+    if (!ops) return tl::unexpected(ops.error());
+    if (ops->empty()) break;
+    for (storage::StoredOp& s : *ops) {
+      if (page.ops.size() == request.limit) return page;
+      page.next = s.arrival;
+      const std::string& channel = s.signed_op.op.header().channel;
+      bool wanted = request.channels.empty() ||
+                    std::find(request.channels.begin(), request.channels.end(), channel) !=
+                        request.channels.end();
+      if (wanted) page.ops.push_back(std::move(s));
+    }
+    if (!page.ops.empty() || ops->size() < request.limit) break;
+  }
+  return page;
+}
+
+ipc::Bytes Node::encode_pull(const PullPage& page) const {
+  ipc::ReplyWriter w;
+  w.packer().pack_map(3);
+  w.key("ok");
+  w.packer().pack_true();
+  w.key("ops");
+  w.packer().pack_array(static_cast<std::uint32_t>(page.ops.size()));
+  for (const storage::StoredOp& s : page.ops) w.op(s.signed_op, s.arrival, s.stored_at_ms);
+  w.key("next");
+  w.packer().pack_uint64(page.next);
+  return w.take();
+}
+
+}  // namespace ferry::daemon
