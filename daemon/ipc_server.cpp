@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,7 +30,15 @@ IpcServer::IpcServer(Node& node)
                       limits_.pull_limit_max, limits_.pull_wait_max},
       context_(1),
       socket_(context_, zmq::socket_type::router),
-      monitor_(context_, zmq::socket_type::pair) {}
+      monitor_(context_, zmq::socket_type::pair),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  FERRY_ASSERT(wake_fd_ >= 0);
+}
+
+IpcServer::~IpcServer() {
+  for (InFlight& batch : in_flight_) batch.signatures.wait();  // the pool writes wake_fd_
+  ::close(wake_fd_);
+}
 
 Result<void> IpcServer::bind() {
   const config::Config& config = node_.config();
@@ -63,16 +72,19 @@ void IpcServer::run(int signal_fd) {
   while (!stopping) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {monitor_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+                               {nullptr, signal_fd, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 3, std::chrono::milliseconds(poll_timeout_ms()));
+      zmq::poll(items, 4, std::chrono::milliseconds(poll_timeout_ms()));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::error("poll failed: {}", e.what());
       continue;
     }
+    if (items[3].revents & ZMQ_POLLIN) drain_wake_fd();
     if (items[1].revents & ZMQ_POLLIN) drain_monitor();
     if (items[0].revents & ZMQ_POLLIN) drain();
-    flush_submits();
+    dispatch();
+    complete(false);
     if (items[2].revents & ZMQ_POLLIN) {
       signalfd_siginfo info{};
       if (::read(signal_fd, &info, sizeof info) == sizeof info) {
@@ -80,12 +92,22 @@ void IpcServer::run(int signal_fd) {
       }
       stopping = true;
     }
-    wake_waiters(stopping);
+    wake_waiters(false);
   }
+  // Every submit already read is committed and answered before the socket closes.
+  while (!submits_.empty() || !in_flight_.empty()) {
+    dispatch();
+    complete(true);
+  }
+  wake_waiters(true);
   close();
 }
 
 int IpcServer::poll_timeout_ms() const {
+  if (!in_flight_.empty() && in_flight_.front().signatures.wait_for(std::chrono::seconds(0)) ==
+                                 std::future_status::ready) {
+    return 0;
+  }
   auto now = std::chrono::steady_clock::now();
   auto timeout = housekeeping_interval;
   for (const Waiter& w : waiters_) {
@@ -103,7 +125,7 @@ void IpcServer::drain() {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, std::chrono::milliseconds(0)) <= 0) return;
     receive_one();
-    if (submits_.size() >= limits_.batch_ops_max) flush_submits();
+    if (submits_.size() >= limits_.batch_ops_max) dispatch();
   }
 }
 
@@ -138,12 +160,12 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
     return;
   }
   if (auto* submit = std::get_if<ipc::SubmitRequest>(&*request)) {
-    if (submits_.size() >= limits_.submit_queue_max) {
+    if (submits_queued() >= limits_.submit_queue_max) {
       fail(route, ipc::Code::busy, "the submit queue is full; retry later");
       return;
     }
     submits_.push_back(PendingSubmit{std::move(route), std::move(submit->draft)});
-    counters_.submit_queue = submits_.size();
+    counters_.submit_queue = submits_queued();
     return;
   }
   if (auto* pull = std::get_if<ipc::PullRequest>(&*request)) {
@@ -172,17 +194,88 @@ void IpcServer::start_pull(Route route, const ipc::PullRequest& request) {
   counters_.pulls_waiting = waiters_.size();
 }
 
-void IpcServer::flush_submits() {
-  if (submits_.empty()) return;
-  std::vector<OpDraft> drafts;
-  drafts.reserve(submits_.size());
-  for (PendingSubmit& s : submits_) drafts.push_back(std::move(s.draft));
-  std::vector<ipc::Bytes> replies = node_.commit(std::move(drafts));
-  FERRY_ASSERT(replies.size() == submits_.size());
+std::size_t IpcServer::submits_queued() const {
+  std::size_t queued = submits_.size();
+  for (const InFlight& batch : in_flight_) queued += batch.ops.size();
+  return queued;
+}
+
+void IpcServer::dispatch() {
+  while (in_flight_.size() < batches_in_flight_max && !submits_.empty()) {
+    InFlight batch;
+    std::vector<OpId> ids;
+    while (!submits_.empty() && batch.ops.size() < limits_.batch_ops_max) {
+      PendingSubmit submit = std::move(submits_.front());
+      submits_.pop_front();
+      auto op = node_.build(submit.draft);
+      if (!op) {  // this draft alone fails; nothing of it is stored
+        fail(submit.route, ipc::code_for(op.error()), to_string(op.error()));
+        continue;
+      }
+      ids.push_back(op->id());
+      batch.routes.push_back(std::move(submit.route));
+      batch.ops.push_back(std::move(*op));
+    }
+    if (batch.ops.empty()) continue;
+    int fd = wake_fd_;
+    batch.signatures = node_.sign(std::move(ids), [fd] {
+      std::uint64_t one = 1;
+      (void)::write(fd, &one, sizeof one);
+    });
+    in_flight_.push_back(std::move(batch));
+  }
+  counters_.submit_queue = submits_queued();
+}
+
+void IpcServer::complete(bool wait) {
+  while (!in_flight_.empty()) {
+    InFlight& front = in_flight_.front();
+    if (!wait && front.signatures.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      return;
+    }
+    std::vector<Signature> signatures = front.signatures.get();
+    InFlight batch = std::move(front);
+    in_flight_.pop_front();
+    dispatch();  // the next batch is signed while this one commits
+    store_batch(std::move(batch), std::move(signatures));
+  }
+}
+
+void IpcServer::store_batch(InFlight batch, std::vector<Signature> signatures) {
+  FERRY_ASSERT(signatures.size() == batch.ops.size());
+  std::vector<SignedOp> signed_ops;
+  signed_ops.reserve(batch.ops.size());
+  for (std::size_t i = 0; i < batch.ops.size(); ++i) {
+    signed_ops.push_back(SignedOp{std::move(batch.ops[i]), signatures[i]});
+  }
+  auto stored = node_.store(signed_ops);
+  if (!stored) {
+    fail_batch(batch, stored.error());
+    // Batches built on top of this one extend nothing now: they fail too, and are not stored.
+    for (InFlight& later : in_flight_) {
+      later.signatures.wait();
+      fail_batch(later, stored.error());
+    }
+    in_flight_.clear();
+    counters_.submit_queue = submits_queued();
+    return;
+  }
+  FERRY_ASSERT(stored->size() == batch.routes.size());
   // Replies go out only now, after the commit is durable.
-  for (std::size_t i = 0; i < replies.size(); ++i) reply(submits_[i].route, replies[i]);
-  submits_.clear();
-  counters_.submit_queue = 0;
+  for (std::size_t i = 0; i < stored->size(); ++i) {
+    const storage::Appended& a = (*stored)[i];
+    reply(batch.routes[i], ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
+  }
+  counters_.submit_queue = submits_queued();
+}
+
+void IpcServer::fail_batch(const InFlight& batch, const Error& error) {
+  for (const Route& route : batch.routes) fail(route, ipc::code_for(error), to_string(error));
+}
+
+void IpcServer::drain_wake_fd() {
+  std::uint64_t count = 0;
+  (void)::read(wake_fd_, &count, sizeof count);
 }
 
 void IpcServer::wake_waiters(bool expire_all) {

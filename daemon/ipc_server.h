@@ -1,13 +1,18 @@
 // The daemon's event loop: one ZeroMQ ROUTER socket serving the local IPC (docs/ipc.md).
 //
-// One thread polls the socket, a socket monitor and a signal fd. It reads what is waiting (at
-// most drain_max requests a round), answers reads at once, gathers submits and commits them in
-// batches of at most batch_ops_max (group commit), then wakes the pulls that wait for new ops.
-// A SIGTERM or SIGINT stops the loop after the commit in flight has been answered and every
-// waiting pull has had its (empty) reply. Every queue here is bounded by the config.
+// One thread polls the socket, a socket monitor, a signal fd and an eventfd the signing pool
+// writes when a batch is signed. It reads what is waiting (at most drain_max requests a round)
+// and answers reads at once. Submits become batches of at most batch_ops_max ops: while one batch
+// commits (the fsync), the next is already being signed on the pool's threads, and at most
+// batches_in_flight_max batches are on their way. Replies to submits go out only after their
+// commit is durable; then the pulls waiting for new ops are woken. A SIGTERM or SIGINT stops the
+// loop after every submit already read has been committed and answered and every waiting pull
+// has had its reply. Every queue here is bounded by the config.
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <future>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -22,10 +27,14 @@ inline constexpr std::size_t oversize_cutoff_factor = 4;
 inline constexpr int frames_per_request_max = 8;
 inline constexpr std::chrono::milliseconds shutdown_linger{2000};
 inline constexpr std::chrono::milliseconds housekeeping_interval{1000};
+inline constexpr std::size_t batches_in_flight_max = 2;  // one committing, one being signed
 
 class IpcServer {
  public:
   explicit IpcServer(Node& node);
+  ~IpcServer();
+  IpcServer(const IpcServer&) = delete;
+  IpcServer& operator=(const IpcServer&) = delete;
 
   // Binds the socket (and sets the socket file's mode for ipc:// endpoints).
   [[nodiscard]] Result<void> bind();
@@ -41,6 +50,11 @@ class IpcServer {
     Route route;
     OpDraft draft;
   };
+  struct InFlight {  // a batch being signed, in submit order
+    std::vector<Route> routes;
+    std::vector<Op> ops;
+    std::future<std::vector<Signature>> signatures;
+  };
   struct Waiter {
     Route route;
     ipc::PullRequest request;
@@ -52,7 +66,12 @@ class IpcServer {
   void receive_one();
   void handle(Route route, const zmq::message_t& payload);
   void start_pull(Route route, const ipc::PullRequest& request);
-  void flush_submits();
+  void dispatch();
+  void complete(bool wait);
+  void store_batch(InFlight batch, std::vector<Signature> signatures);
+  void fail_batch(const InFlight& batch, const Error& error);
+  std::size_t submits_queued() const;
+  void drain_wake_fd();
   void wake_waiters(bool expire_all);
   void reply(const Route& route, const ipc::Bytes& bytes);
   void fail(const Route& route, ipc::Code code, std::string message);
@@ -66,7 +85,9 @@ class IpcServer {
   zmq::context_t context_;
   zmq::socket_t socket_;
   zmq::socket_t monitor_;
-  std::vector<PendingSubmit> submits_;
+  std::deque<PendingSubmit> submits_;
+  std::deque<InFlight> in_flight_;
+  int wake_fd_ = -1;
   std::vector<Waiter> waiters_;
   IpcCounters counters_;
   std::uint64_t waiters_seen_arrival_ = 0;

@@ -25,6 +25,7 @@ Node::Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::O
            WallClock& wall)
     : config_(config),
       key_(std::move(key)),
+      signers_(key_, config.limits.sign_threads),
       store_(std::move(store)),
       wall_(wall),
       clock_(wall, config.limits.clock_drift_max),
@@ -109,39 +110,19 @@ ipc::Bytes Node::status(const IpcCounters& counters) {
   return w.take();
 }
 
-std::vector<ipc::Bytes> Node::commit(std::vector<OpDraft> drafts) {
-  for (OpDraft& d : drafts) {
-    if (d.channel.empty()) d.channel = default_channel_;
-  }
-  auto appended = store_->append(key_, clock_, drafts);
-  if (!appended) {
-    Errc code = appended.error().code;
-    if (code == Errc::malformed || code == Errc::limit_exceeded) {
-      return commit_one_by_one(drafts);  // one bad draft must not fail the others
-    }
-    spdlog::error("commit of {} ops failed: {}", drafts.size(), to_string(appended.error()));
-    return std::vector<ipc::Bytes>(drafts.size(), failure_for(appended.error()));
-  }
-  std::vector<ipc::Bytes> replies;
-  replies.reserve(appended->size());
-  for (const storage::Appended& a : *appended) {
-    replies.push_back(ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
-  }
-  return replies;
+Result<Op> Node::build(OpDraft& draft) {
+  if (draft.channel.empty()) draft.channel = default_channel_;
+  return store_->build_op(key_.public_key(), clock_, draft);
 }
 
-std::vector<ipc::Bytes> Node::commit_one_by_one(const std::vector<OpDraft>& drafts) {
-  std::vector<ipc::Bytes> replies;
-  for (const OpDraft& d : drafts) {
-    auto appended = store_->append(key_, clock_, std::span<const OpDraft>(&d, 1));
-    if (!appended) {
-      replies.push_back(failure_for(appended.error()));
-      continue;
-    }
-    const storage::Appended& a = appended->front();
-    replies.push_back(ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
-  }
-  return replies;
+std::future<std::vector<Signature>> Node::sign(std::vector<OpId> ids, std::function<void()> done) {
+  return signers_.sign(std::move(ids), std::move(done));
+}
+
+Result<std::vector<storage::Appended>> Node::store(std::span<const SignedOp> ops) {
+  auto stored = store_->store_signed(ops);
+  if (!stored) spdlog::error("commit of {} ops failed: {}", ops.size(), to_string(stored.error()));
+  return stored;
 }
 
 Result<PullPage> Node::pull(const ipc::PullRequest& request, std::uint64_t after) {

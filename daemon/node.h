@@ -1,9 +1,10 @@
 // One ferry node as the local IPC sees it: its key, clock and store, and what each request does.
 //
-// Node knows nothing of sockets: it turns parsed requests into reply bytes. Submits are handed
-// over in batches (group commit): one durable commit per batch, one reply per submit, sent by
-// the caller only after commit() returned. A Node is used from the daemon's event-loop thread;
-// signing inside a commit may use more threads (see protocol/batch_signer.h).
+// Node knows nothing of sockets: it turns parsed requests into reply bytes. New ops go through
+// three steps so that signing overlaps committing (group commit): build() makes each op on top
+// of the ops built before it, sign() signs a batch on the signing pool's threads, and store()
+// commits a signed batch durably; the caller replies only after store() returned. A Node is used
+// from the daemon's event-loop thread; only the signing pool runs elsewhere.
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "protocol/batch_signer.h"
 #include "protocol/hlc.h"
 #include "protocol/ipc.h"
 #include "protocol/node_key.h"
@@ -43,10 +45,15 @@ class Node {
   // op, track, status: answered at once.
   ipc::Bytes read(const ipc::Request& request, const IpcCounters& counters);
 
-  // Stores the drafts in one durable commit (channels defaulted first) and returns one reply
-  // per draft, in order. A draft that cannot become an op fails alone; a storage failure fails
-  // the whole batch, and nothing of it is stored.
-  std::vector<ipc::Bytes> commit(std::vector<OpDraft> drafts);
+  // The next op for a draft (its channel defaulted to station/<name>); an error fails only it.
+  Result<Op> build(OpDraft& draft);
+
+  // Signs the ids in the background; `done` runs on a pool thread once the future is ready.
+  std::future<std::vector<Signature>> sign(std::vector<OpId> ids, std::function<void()> done);
+
+  // Stores signed ops, built in order, in one durable commit. On failure nothing is stored, and
+  // every op built since (but not stored) must be dropped: it extends nothing any more.
+  Result<std::vector<storage::Appended>> store(std::span<const SignedOp> ops);
 
   // Ops that arrived after `after`, filtered by channel, at most `limit`; `next` moves past every
   // op looked at. Bounded: at most pull_scan_pages_max pages of `limit` ops are looked at.
@@ -61,10 +68,10 @@ class Node {
   ipc::Bytes status(const IpcCounters& counters);
   ipc::Bytes op(const OpId& id);
   ipc::Bytes track(const OpId& id);
-  std::vector<ipc::Bytes> commit_one_by_one(const std::vector<OpDraft>& drafts);
 
   config::Config config_;
   NodeKey key_;
+  SigningPool signers_;  // after key_: it signs with it
   std::unique_ptr<storage::OpStore> store_;
   WallClock& wall_;
   HybridClock clock_;

@@ -6,7 +6,14 @@
 // computed in parallel. The result is the same as signing each op in turn.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "protocol/op.h"
@@ -18,5 +25,36 @@ inline constexpr std::size_t parallel_sign_ops_min = 64;
 
 // Signs every op with key (all must have key's origin), on up to `threads` threads.
 std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::size_t threads);
+
+// A fixed set of threads that sign op ids in the background, so that a caller can commit one
+// batch while the next is being signed. Each job is split across the threads. The key must
+// outlive the pool; the destructor finishes the queued jobs and joins the threads.
+class SigningPool {
+ public:
+  SigningPool(const NodeKey& key, std::size_t threads);
+  ~SigningPool();
+  SigningPool(const SigningPool&) = delete;
+  SigningPool& operator=(const SigningPool&) = delete;
+
+  // Signs the ids (their op signing messages); `done`, if set, runs on a pool thread once the
+  // future is ready (the daemon uses it to wake its event loop).
+  std::future<std::vector<Signature>> sign(std::vector<OpId> ids, std::function<void()> done);
+
+ private:
+  struct Job;
+  struct Task {
+    std::shared_ptr<Job> job;
+    std::size_t first = 0;
+    std::size_t last = 0;
+  };
+  void work();
+
+  const NodeKey& key_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Task> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace ferry

@@ -1,5 +1,6 @@
 #include "protocol/batch_signer.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <msgpack.hpp>
 
@@ -43,4 +44,29 @@ TEST_CASE("signing a batch on several threads gives each op the signature it wou
       }
     }
   }
+}
+
+TEST_CASE("the signing pool signs jobs in the background and says when each is done") {
+  NodeKey key = NodeKey::generate();
+  SigningPool pool(key, 2);
+  std::atomic<int> done{0};
+  std::vector<std::vector<Op>> batches;
+  std::vector<std::future<std::vector<Signature>>> futures;
+  for (std::size_t count : {0, 1, 64, 500}) {
+    batches.push_back(make_ops(key, count));
+    std::vector<OpId> ids;
+    for (const Op& op : batches.back()) ids.push_back(op.id());
+    futures.push_back(pool.sign(ids, [&done] { ++done; }));
+  }
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    std::vector<Signature> signatures = futures[b].get();
+    REQUIRE(signatures.size() == batches[b].size());
+    for (std::size_t i = 0; i < signatures.size(); ++i) {
+      CHECK(verify_op(batches[b][i], signatures[i]));
+    }
+  }
+  // `done` runs just after each future becomes ready: wait for the last one, bounded.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done.load() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(done.load() == 4);
 }

@@ -206,44 +206,61 @@ void OpStore::publish(const std::map<FeedId, Feed>& staged, std::size_t added,
   last_arrival_ = std::max(last_arrival_, arrival);
 }
 
-Result<std::vector<SignedOp>> OpStore::build(const NodeKey& key, HybridClock& clock,
-                                             std::span<const OpDraft> drafts) const {
-  std::vector<Op> ops;
-  ops.reserve(drafts.size());
-  std::map<std::string, FeedHead> heads;  // by channel: every draft is in one of key's feeds
-  for (std::size_t i = 0; i < drafts.size(); ++i) {
-    const OpDraft& draft = drafts[i];
-    auto [it, fresh] = heads.try_emplace(draft.channel);
-    if (fresh) it->second = head(FeedId{key.public_key(), draft.channel});
-    auto op = Op::build(key.public_key(), it->second.seq + 1, it->second.id, clock.now(), draft);
-    if (!op) return tl::unexpected(with_context(op.error(), "draft " + std::to_string(i)));
-    it->second = FeedHead{op->header().seq, op->id()};
-    ops.push_back(std::move(*op));
+Result<Op> OpStore::build_op(const PublicKey& origin, HybridClock& clock, const OpDraft& draft) {
+  FeedId feed{origin, draft.channel};
+  auto tip = tip_.find(feed);
+  FeedHead head = tip != tip_.end() ? tip->second : this->head(feed);
+  auto op = Op::build(origin, head.seq + 1, head.id, clock.now(), draft);
+  if (!op) return op;
+  tip_[std::move(feed)] = FeedHead{op->header().seq, op->id()};
+  return op;
+}
+
+void OpStore::abandon_built() { tip_.clear(); }
+
+Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> signed_ops) {
+  std::vector<Appended> appended;
+  appended.reserve(signed_ops.size());
+  std::map<FeedId, Feed> staged;
+  std::uint64_t now_ms = wall_.now_ms();
+  auto stored = [&]() -> Result<void> {
+    auto txn = Transaction::begin(db_);
+    if (!txn) return tl::unexpected(txn.error());
+    for (const SignedOp& signed_op : signed_ops) {
+      auto arrival = insert(signed_op, staged, now_ms);
+      if (!arrival) return tl::unexpected(arrival.error());
+      const OpHeader& h = signed_op.op.header();
+      appended.push_back(Appended{signed_op.op.id(), h.channel, h.seq, h.hlc, *arrival});
+    }
+    if (auto heads = write_heads(staged); !heads) return heads;
+    return txn->commit();
+  }();
+  if (!stored) {
+    abandon_built();  // ops built on top of this batch no longer extend any feed
+    return tl::unexpected(stored.error());
   }
-  return sign_ops(std::move(ops), key, options_.sign_threads);
+  publish(staged, appended.size(), appended.empty() ? 0 : appended.back().arrival);
+  for (auto it = tip_.begin(); it != tip_.end();) {  // the tip is only kept while it is ahead
+    it = head(it->first).seq >= it->second.seq ? tip_.erase(it) : std::next(it);
+  }
+  return appended;
 }
 
 Result<std::vector<Appended>> OpStore::append(const NodeKey& key, HybridClock& clock,
                                               std::span<const OpDraft> drafts) {
   // Encoding and signing happen before the transaction: only this store moves its own feeds.
-  auto signed_ops = build(key, clock, drafts);
-  if (!signed_ops) return tl::unexpected(signed_ops.error());
-  std::vector<Appended> appended;
-  appended.reserve(drafts.size());
-  std::map<FeedId, Feed> staged;
-  std::uint64_t now_ms = wall_.now_ms();
-  auto txn = Transaction::begin(db_);
-  if (!txn) return tl::unexpected(txn.error());
-  for (const SignedOp& signed_op : *signed_ops) {
-    auto arrival = insert(signed_op, staged, now_ms);
-    if (!arrival) return tl::unexpected(arrival.error());
-    const OpHeader& h = signed_op.op.header();
-    appended.push_back(Appended{signed_op.op.id(), h.channel, h.seq, h.hlc, *arrival});
+  std::vector<Op> ops;
+  ops.reserve(drafts.size());
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    auto op = build_op(key.public_key(), clock, drafts[i]);
+    if (!op) {
+      abandon_built();
+      return tl::unexpected(with_context(op.error(), "draft " + std::to_string(i)));
+    }
+    ops.push_back(std::move(*op));
   }
-  if (auto heads = write_heads(staged); !heads) return tl::unexpected(heads.error());
-  if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
-  publish(staged, appended.size(), appended.empty() ? 0 : appended.back().arrival);
-  return appended;
+  std::vector<SignedOp> signed_ops = sign_ops(std::move(ops), key, options_.sign_threads);
+  return store_signed(signed_ops);
 }
 
 // Whether the op's feed position already holds this very op (a duplicate); an Error when the

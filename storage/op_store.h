@@ -80,6 +80,16 @@ class OpStore {
   [[nodiscard]] Result<std::vector<Appended>> append(const NodeKey& key, HybridClock& clock,
                                                      std::span<const OpDraft> drafts);
 
+  // The steps of append, for a caller that signs one batch while the previous one commits.
+  // build_op makes the next op of the draft's feed on top of the ops built before it (the feed's
+  // tip, which may be ahead of what is stored). store_signed stores signed ops that were built in
+  // order, in one durable commit; if it fails, every op built but not stored is abandoned (they
+  // extend nothing any more) and must be built again. abandon_built drops them explicitly.
+  [[nodiscard]] Result<Op> build_op(const PublicKey& origin, HybridClock& clock,
+                                    const OpDraft& draft);
+  [[nodiscard]] Result<std::vector<Appended>> store_signed(std::span<const SignedOp> signed_ops);
+  void abandon_built();
+
   // Stores remote ops after verifying signature, chain and contiguity. Ops already held are
   // counted as duplicates; a bad op is rejected with its reason and nothing of it is stored; the
   // good ops of the batch commit together. An Error return means nothing was stored.
@@ -123,8 +133,6 @@ class OpStore {
                                              std::uint64_t now_ms);
   [[nodiscard]] Result<Feed> staged_feed(const FeedId& feed, std::map<FeedId, Feed>& staged);
   [[nodiscard]] Result<void> write_heads(const std::map<FeedId, Feed>& staged);
-  [[nodiscard]] Result<std::vector<SignedOp>> build(const NodeKey& key, HybridClock& clock,
-                                                    std::span<const OpDraft> drafts) const;
   [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
@@ -136,6 +144,7 @@ class OpStore {
   StoreOptions options_;
   std::unique_ptr<Statements> stmts_;
   std::map<FeedId, Feed> feeds_;
+  std::map<FeedId, FeedHead> tip_;  // local feeds with ops built but not yet stored
   VersionVector vector_;
   std::uint64_t last_arrival_ = 0;
   std::uint64_t op_count_ = 0;

@@ -485,3 +485,36 @@ TEST_CASE("every acknowledged append survives a power cut that loses unsynced wr
     require_valid_chains(*reopened);
   }
 }
+
+TEST_CASE("ops built ahead of the store chain on each other, and a failed store abandons them") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  FeedId feed{key.public_key(), "station/a"};
+  auto build = [&](int n) {
+    std::vector<SignedOp> batch;
+    for (int i = 0; i < n; ++i) {
+      auto op = store->build_op(key.public_key(), clock, test::draft("station/a", "k"));
+      REQUIRE(op);
+      batch.push_back(sign_op(std::move(*op), key));
+    }
+    return batch;
+  };
+  std::vector<SignedOp> first = build(3);
+  std::vector<SignedOp> second = build(2);  // built before the first is stored
+  CHECK(second.front().op.header().seq == 4);
+  CHECK(second.front().op.header().prev == first.back().op.id());
+  CHECK(store->head(feed).seq == 0);  // nothing stored yet
+  REQUIRE(store->store_signed(first));
+  REQUIRE(store->store_signed(second));
+  CHECK(store->head(feed).seq == 5);
+
+  std::vector<SignedOp> dropped = build(2);
+  store->abandon_built();
+  std::vector<SignedOp> rebuilt = build(1);
+  CHECK(rebuilt.front().op.header().seq == 6);  // the abandoned ops used up no seq
+  REQUIRE(store->store_signed(rebuilt));
+  require_valid_chains(*store);
+}
