@@ -122,20 +122,19 @@ void IpcServer::drain() {
   // Bounded: a flood of requests cannot keep the loop from committing and answering.
   const std::size_t drain_max = limits_.batch_ops_max * 4;
   for (std::size_t n = 0; n < drain_max; ++n) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(0)) <= 0) return;
-    receive_one();
+    if (!receive_one()) return;  // nothing more waiting
     if (submits_.size() >= limits_.batch_ops_max) dispatch();
   }
 }
 
-void IpcServer::receive_one() {
+bool IpcServer::receive_one() {
   zmq::message_t frames[frames_per_request_max];
   int count = 0;
   bool more = true;
   while (more) {
     zmq::message_t frame;
-    if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return;
+    // A multipart message arrives whole, so only its first frame can be missing.
+    if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return false;
     more = frame.more();
     if (count < frames_per_request_max) frames[count++] = std::move(frame);
   }
@@ -146,9 +145,10 @@ void IpcServer::receive_one() {
     fail(route, ipc::Code::bad_request,
          "a request is one msgpack frame after an empty delimiter frame (use REQ, or DEALER "
          "with an empty first frame)");
-    return;
+    return true;
   }
   handle(std::move(route), frames[2]);
+  return true;
 }
 
 void IpcServer::handle(Route route, const zmq::message_t& payload) {
@@ -178,7 +178,7 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
 void IpcServer::start_pull(Route route, const ipc::PullRequest& request) {
   auto page = node_.pull(request, request.after);
   if (!page) {
-    fail(route, ipc::code_for(page.error()), to_string(page.error()));
+    fail(route, ipc::code_for(page.error()), page.error().detail);
     return;
   }
   if (!page->ops.empty() || request.wait.count() == 0) {
@@ -209,7 +209,7 @@ void IpcServer::dispatch() {
       submits_.pop_front();
       auto op = node_.build(submit.draft);
       if (!op) {  // this draft alone fails; nothing of it is stored
-        fail(submit.route, ipc::code_for(op.error()), to_string(op.error()));
+        fail(submit.route, ipc::code_for(op.error()), op.error().detail);
         continue;
       }
       ids.push_back(op->id());
@@ -270,7 +270,7 @@ void IpcServer::store_batch(InFlight batch, std::vector<Signature> signatures) {
 }
 
 void IpcServer::fail_batch(const InFlight& batch, const Error& error) {
-  for (const Route& route : batch.routes) fail(route, ipc::code_for(error), to_string(error));
+  for (const Route& route : batch.routes) fail(route, ipc::code_for(error), error.detail);
 }
 
 void IpcServer::drain_wake_fd() {
@@ -288,7 +288,7 @@ void IpcServer::wake_waiters(bool expire_all) {
     if (fresh && w.after < node_.last_arrival()) {
       auto page = node_.pull(w.request, w.after);
       if (!page) {
-        fail(w.route, ipc::code_for(page.error()), to_string(page.error()));
+        fail(w.route, ipc::code_for(page.error()), page.error().detail);
         continue;
       }
       if (!page->ops.empty()) {

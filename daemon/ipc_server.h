@@ -63,7 +63,7 @@ class IpcServer {
   };
 
   void drain();
-  void receive_one();
+  bool receive_one();  // false when nothing is waiting
   void handle(Route route, const zmq::message_t& payload);
   void start_pull(Route route, const ipc::PullRequest& request);
   void dispatch();

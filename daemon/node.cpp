@@ -15,9 +15,7 @@ ipc::Bytes failure(ipc::Code code, std::string message) {
   return ipc::encode_failure(ipc::Failure{code, std::move(message)});
 }
 
-ipc::Bytes failure_for(const Error& error) {
-  return failure(ipc::code_for(error), to_string(error));
-}
+ipc::Bytes failure_for(const Error& error) { return failure(ipc::code_for(error), error.detail); }
 
 }  // namespace
 
@@ -128,18 +126,22 @@ Result<std::vector<storage::Appended>> Node::store(std::span<const SignedOp> ops
 Result<PullPage> Node::pull(const ipc::PullRequest& request, std::uint64_t after) {
   PullPage page;
   page.next = after;
+  std::size_t bytes = 0;
   for (std::size_t scanned = 0; scanned < pull_scan_pages_max; ++scanned) {
     auto ops = store_->arrived_after(page.next, request.limit);
     if (!ops) return tl::unexpected(ops.error());
     if (ops->empty()) break;
     for (storage::StoredOp& s : *ops) {
-      if (page.ops.size() == request.limit) return page;
+      if (page.ops.size() == request.limit || bytes >= pull_reply_bytes_max) return page;
       page.next = s.arrival;
       const std::string& channel = s.signed_op.op.header().channel;
       bool wanted = request.channels.empty() ||
                     std::find(request.channels.begin(), request.channels.end(), channel) !=
                         request.channels.end();
-      if (wanted) page.ops.push_back(std::move(s));
+      if (wanted) {
+        bytes += s.signed_op.op.bytes().size();
+        page.ops.push_back(std::move(s));
+      }
     }
     if (!page.ops.empty() || ops->size() < request.limit) break;
   }

@@ -80,5 +80,7 @@ class Node {
 };
 
 inline constexpr std::size_t pull_scan_pages_max = 16;
+// A pull reply stops adding ops past this many envelope bytes (it always holds at least one op).
+inline constexpr std::size_t pull_reply_bytes_max = 8 << 20;
 
 }  // namespace ferry::daemon

@@ -1,0 +1,103 @@
+// The C++ client of ferryd's local IPC, for station software (docs/ipc.md is the contract).
+//
+// A Client sends one msgpack map per request over a ZeroMQ DEALER socket (with the empty
+// delimiter frame a REQ socket would add) and waits, bounded by ClientOptions::timeout, for the
+// one reply. It connects lazily on the first call; after a timeout, or a reply that breaks the
+// protocol, it drops its socket and opens a fresh one on the next call, so a lost reply never
+// wedges it. Failures are values: an `ok: false` reply becomes an Error whose detail keeps the
+// daemon's code ("busy: submit queue full"), and no exception ever leaves this API. A Client is
+// used from one thread at a time; give each thread its own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/error.h"
+
+namespace ferry::client {
+
+struct ClientOptions {
+  std::string endpoint{};                    // e.g. ipc:///var/lib/ferry/huaniao/ferryd.sock
+  std::chrono::milliseconds timeout{10000};  // for one reply; a pull adds its wait to this
+  // ZMQ_MAXMSGSIZE: ZeroMQ drops the connection on a larger reply, which then shows as a timeout.
+  std::size_t reply_bytes_max = 64 << 20;
+  // When set, a call that is waiting ends with Errc::timeout and the detail "cancelled" soon after
+  // *cancel becomes true (it is looked at least every 200 ms): lets a program stop a long pull
+  // from its SIGINT handler.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// One transaction to file (the `submit` command). Ids are 64 hex digits.
+struct Submission {
+  std::string kind{};                              // e.g. case.submit
+  std::string key{};                               // the record, e.g. a case number
+  nlohmann::json body = nlohmann::json::object();  // must be an object; sent as a msgpack map
+  std::optional<std::string> channel{};            // default on the daemon: station/<node name>
+  std::optional<std::string> author{};             // the agent filing for a citizen
+  std::vector<std::string> deps{};                 // record heads seen; sent only when not empty
+};
+
+// The daemon's answer to a submit: the op is durable once this arrives.
+struct Submitted {
+  std::string id;
+  std::uint64_t seq = 0;
+  std::uint64_t hlc = 0;
+  std::string channel;
+};
+
+struct PullResult {
+  std::vector<nlohmann::json> ops;  // OP maps, oldest first
+  std::uint64_t next = 0;           // pass as `after` in the next pull
+};
+
+// The Errc for an IPC error code: bad_request and unknown_command are malformed, too_large is
+// limit_exceeded, not_found, busy, storage_full is disk_full, storage_error, internal and codes
+// this client does not know are io.
+Errc errc_for_ipc_code(std::string_view code);
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends any request map and returns the whole reply map of an `ok: true` reply.
+  [[nodiscard]] Result<nlohmann::json> call(const nlohmann::json& request);
+
+  [[nodiscard]] Result<Submitted> submit(const Submission& submission);
+
+  // The OP map of one op (docs/ipc.md, "The op map"); Errc::not_found when it is not held.
+  [[nodiscard]] Result<nlohmann::json> op(std::string_view id_hex);
+
+  // Where an op is: the reply without `ok`, e.g. {"state":"stored","stored_at":T}.
+  [[nodiscard]] Result<nlohmann::json> track(std::string_view id_hex);
+
+  // Ops that arrived after the cursor. limit 0 leaves the daemon's default (100); a wait > 0
+  // lets the daemon hold the reply until a matching op arrives; the client waits that long on
+  // top of its timeout. An empty channel list means every channel.
+  [[nodiscard]] Result<PullResult> pull(std::uint64_t after, std::size_t limit = 0,
+                                        std::chrono::milliseconds wait = {},
+                                        const std::vector<std::string>& channels = {});
+
+  // The node at a glance: the reply without `ok`.
+  [[nodiscard]] Result<nlohmann::json> status();
+
+  const ClientOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry::client

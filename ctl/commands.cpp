@@ -1,0 +1,652 @@
+#include "ctl/commands.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <set>
+
+#include "config/config.h"
+#include "ctl/client.h"
+#include "ctl/op_json.h"
+#include "protocol/hlc.h"
+#include "protocol/node_key.h"
+#include "storage/audit.h"
+
+namespace ferry::ctl {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// Set by SIGINT and SIGTERM while `pull --follow` runs; the client's waits watch it.
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the flag is set from a signal handler");
+
+extern "C" void on_stop_signal(int) { stop_requested = true; }
+
+constexpr std::size_t short_id_digits = 12;
+constexpr std::chrono::milliseconds follow_wait{10'000};
+constexpr std::size_t log_scan_arrivals_max = 100'000;  // log looks this far back at most
+constexpr std::size_t log_page_ops_max = 1000;
+
+struct Globals {
+  std::string config_path;
+  bool json = false;
+  std::uint64_t timeout_ms = 10'000;
+};
+
+struct InitArgs {
+  std::string dir;
+  std::string name;
+  std::string role = "station";
+};
+
+struct SubmitArgs {
+  std::string kind;
+  std::string key;
+  std::string channel;
+  std::string author;
+  std::string body;
+  std::vector<std::string> sets;
+};
+
+struct LogArgs {
+  std::string channel;
+  std::string key;
+  std::size_t limit = 20;
+};
+
+struct PullArgs {
+  std::uint64_t after = 0;
+  bool follow = false;
+  std::size_t limit = 0;
+  std::vector<std::string> channels;
+};
+
+struct Args {
+  Globals globals;
+  InitArgs init;
+  SubmitArgs submit;
+  std::string op_id;
+  std::string track_id;
+  LogArgs log;
+  PullArgs pull;
+};
+
+int failed(std::string_view message) {
+  std::cerr << "ferryctl: " << message << "\n";
+  return exit_failure;
+}
+
+int failed(const Error& error) {
+  return failed(error.detail.empty() ? std::string(errc_name(error.code)) : error.detail);
+}
+
+void print_json(const json& value) { std::cout << json_text(value, true) << "\n"; }
+
+std::string text_or(const json& object, const char* key, std::string fallback = "?") {
+  auto it = object.find(key);
+  if (it == object.end()) return fallback;
+  return it->is_string() ? it->get<std::string>() : json_text(*it);
+}
+
+std::uint64_t uint_or(const json& object, const char* key, std::uint64_t fallback = 0) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : fallback;
+}
+
+// ---- configuration and connection ------------------------------------------------------------
+
+Result<config::Config> load(const Globals& g) {
+  std::string path = g.config_path.empty() ? default_config_path : g.config_path;
+  auto cfg = config::load_config(path);
+  if (!cfg && cfg.error().code == Errc::not_found && g.config_path.empty()) {
+    return fail(Errc::not_found, cfg.error().detail + " (pass --config FILE or set FERRY_CONFIG)");
+  }
+  return cfg;
+}
+
+// For ipc:// endpoints, a missing or forbidden socket file is told at once rather than after
+// the timeout.
+Result<void> check_socket(const std::string& endpoint) {
+  constexpr std::string_view scheme = "ipc://";
+  if (!endpoint.starts_with(scheme) || endpoint.size() == scheme.size() ||
+      endpoint[scheme.size()] == '@') {
+    return {};
+  }
+  std::string path = endpoint.substr(scheme.size());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(Errc::not_found, "ferryd is not running at " + endpoint + " (no socket file " +
+                                     path + ": " + std::strerror(errno) + ")");
+  }
+  if (::access(path.c_str(), R_OK | W_OK) != 0) {
+    return fail(Errc::unauthorized, "cannot reach ferryd at " + endpoint + ": " + path + ": " +
+                                        std::strerror(errno) +
+                                        " (the socket is group-restricted: join ferryd's group)");
+  }
+  return {};
+}
+
+struct Online {
+  config::Config config;
+  client::Client client;
+};
+
+Result<Online> connect(const Globals& g) {
+  auto cfg = load(g);
+  if (!cfg) return tl::unexpected(cfg.error());
+  if (auto reachable = check_socket(cfg->ipc.endpoint); !reachable) {
+    return tl::unexpected(reachable.error());
+  }
+  client::ClientOptions options;
+  options.endpoint = cfg->ipc.endpoint;
+  options.timeout = std::chrono::milliseconds(g.timeout_ms);
+  options.cancel = &stop_requested;
+  return Online{std::move(*cfg), client::Client(std::move(options))};
+}
+
+int ipc_failed(const Online& online, const Error& error) {
+  if (error.code == Errc::timeout && error.detail != "cancelled") {
+    return failed("ferryd is not running at " + online.config.ipc.endpoint + " (no answer within " +
+                  std::to_string(online.client.options().timeout.count()) + " ms)");
+  }
+  return failed(error);
+}
+
+// ---- offline commands -------------------------------------------------------------------------
+
+config::Role role_from(std::string_view name) {
+  if (name == "relay") return config::Role::relay;
+  if (name == "hub") return config::Role::hub;
+  return config::Role::station;
+}
+
+Result<void> make_data_dir(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    if (!std::filesystem::is_directory(dir, ec))
+      return fail(Errc::malformed, dir + " is not a directory");
+    return {};
+  }
+  std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  std::filesystem::create_directories(parent, ec);
+  if (ec) return fail(Errc::io, "cannot create " + parent.string() + ": " + ec.message());
+  if (::mkdir(dir.c_str(), 0750) != 0 || ::chmod(dir.c_str(), 0750) != 0) {
+    return fail(Errc::io, "cannot create " + dir + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+// Creates a file that must not exist yet, and syncs it.
+Result<void> write_new_file(const std::string& path, const std::string& text, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return fail(Errc::io, "cannot create " + path + ": " + std::strerror(errno));
+  std::size_t written = 0;
+  while (written < text.size()) {
+    ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += static_cast<std::size_t>(n);
+  }
+  bool ok = written == text.size() && ::fsync(fd) == 0;
+  int saved = errno;
+  ::close(fd);
+  if (!ok) return fail(Errc::io, "cannot write " + path + ": " + std::strerror(saved));
+  return {};
+}
+
+int cmd_init(const InitArgs& a, const Globals& g) {
+  std::error_code ec;
+  std::string dir = std::filesystem::absolute(a.dir, ec).lexically_normal().string();
+  if (ec) return failed("--dir " + a.dir + ": " + ec.message());
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::string config_path = dir + "/" + config::config_file_name;
+  std::string key_path = dir + "/" + config::node_key_file_name;
+  std::string text = config::render_config(config::NodeConfig{a.name, dir, role_from(a.role)});
+  if (auto checked = config::parse_config(text, config_path); !checked)
+    return failed(checked.error());
+  for (const std::string& path : {config_path, key_path}) {
+    if (std::filesystem::exists(path, ec)) {
+      return failed(path + " exists: ferryctl init never overwrites a node's files");
+    }
+  }
+  if (auto made = make_data_dir(dir); !made) return failed(made.error());
+  NodeKey key = NodeKey::generate();
+  if (auto saved = key.save(key_path); !saved) return failed(saved.error());
+  if (auto written = write_new_file(config_path, text, 0640); !written) {
+    return failed(written.error());
+  }
+  if (g.json) {
+    print_json({{"name", a.name},
+                {"role", a.role},
+                {"public_key", key.public_key_hex()},
+                {"config", config_path},
+                {"key_file", key_path},
+                {"data_dir", dir}});
+  } else {
+    std::cout << "public key  " << key.public_key_hex() << "\n"
+              << "config      " << config_path << "\n"
+              << "key file    " << key_path << " (mode 0600: keep it secret)\n"
+              << "start with  ferryd --config " << config_path << "\n";
+  }
+  return exit_ok;
+}
+
+int cmd_id(const Globals& g) {
+  auto cfg = load(g);
+  if (!cfg) return failed(cfg.error());
+  auto key = NodeKey::load(config::node_key_path(*cfg));
+  if (!key) return failed(key.error());
+  if (g.json) {
+    print_json({{"name", cfg->node.name},
+                {"public_key", key->public_key_hex()},
+                {"role", std::string(config::role_name(cfg->node.role))}});
+  } else {
+    std::cout << cfg->node.name << " " << key->public_key_hex() << "\n";
+  }
+  return exit_ok;
+}
+
+int cmd_verify(const Globals& g) {
+  auto cfg = load(g);
+  if (!cfg) return failed(cfg.error());
+  auto report = storage::audit(cfg->node.data_dir);
+  if (!report) return failed(report.error());
+  if (g.json) {
+    json problems = json::array();
+    for (const auto& p : report->problems) {
+      problems.push_back(
+          {{"origin", p.origin}, {"channel", p.channel}, {"seq", p.seq}, {"what", p.what}});
+    }
+    print_json({{"ok", report->clean()},
+                {"feeds", report->feeds},
+                {"ops", report->ops},
+                {"problem_count", report->problem_count},
+                {"problems", std::move(problems)}});
+  } else if (report->clean()) {
+    std::cout << "ok: " << report->feeds << " feeds, " << report->ops << " ops verified\n";
+  } else {
+    for (const auto& p : report->problems) {
+      std::cout << "feed " << p.origin.substr(0, short_id_digits) << "/" << p.channel << " seq "
+                << p.seq << ": " << p.what << "\n";
+    }
+    std::cout << report->problem_count << " problems in " << report->feeds << " feeds, "
+              << report->ops << " ops checked";
+    if (report->problem_count > report->problems.size()) {
+      std::cout << " (the first " << report->problems.size() << " shown)";
+    }
+    std::cout << "\n";
+  }
+  return report->clean() ? exit_ok : exit_failure;
+}
+
+int cmd_export(const Globals& g) {
+  auto cfg = load(g);
+  if (!cfg) return failed(cfg.error());
+  auto exported = storage::for_each_op(cfg->node.data_dir, [](const storage::StoredOp& op) {
+    auto record = export_record(op);
+    if (!record) return Result<void>(tl::unexpected(record.error()));
+    std::cout << json_text(*record) << "\n";
+    if (!std::cout) return Result<void>(fail(Errc::io, "cannot write to stdout"));
+    return Result<void>();
+  });
+  std::cout.flush();
+  if (!exported) return failed(exported.error());
+  return std::cout ? exit_ok : failed("cannot write to stdout");
+}
+
+// ---- online commands --------------------------------------------------------------------------
+
+const json& object_at(const json& object, const char* key) {
+  static const json empty = json::object();
+  auto it = object.find(key);
+  return it != object.end() && it->is_object() ? *it : empty;
+}
+
+std::string duration_text(std::uint64_t ms) {
+  std::uint64_t s = ms / 1000;
+  std::string out;
+  if (s >= 86400) out += std::to_string(s / 86400) + "d ";
+  if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h ";
+  if (s >= 60) out += std::to_string(s / 60 % 60) + "m ";
+  return out + std::to_string(s % 60) + "s";
+}
+
+// An hlc with its time, or "-" for a node that has not written anything yet.
+std::string hlc_text(std::uint64_t hlc) {
+  if (hlc == 0) return "-";
+  return std::to_string(hlc) + " (" + utc_text_ms(hlc_ms(hlc)) + ")";
+}
+
+std::string errors_text(const json& errors) {
+  std::string out;
+  for (const auto& [code, count] : errors.items()) {
+    if (count.is_number_unsigned() && count.get<std::uint64_t>() == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += code + " " + json_text(count);
+  }
+  return out.empty() ? "none" : out;
+}
+
+int cmd_status(const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto status = online->client.status();
+  if (!status) return ipc_failed(*online, status.error());
+  if (g.json) {
+    print_json(printable(*status));
+    return exit_ok;
+  }
+  const json& node = object_at(*status, "node");
+  const json& ipc = object_at(*status, "ipc");
+  std::cout << "node          " << text_or(node, "name") << " (" << text_or(node, "role") << ") "
+            << text_or(node, "id") << "\n"
+            << "ops           " << uint_or(*status, "ops") << " in " << uint_or(*status, "feeds")
+            << " feeds, last arrival " << uint_or(*status, "last_arrival") << "\n"
+            << "clock         " << hlc_text(uint_or(*status, "hlc")) << "\n"
+            << "uptime        " << duration_text(uint_or(*status, "uptime_ms")) << "\n"
+            << "version       " << text_or(*status, "version") << "\n"
+            << "ipc requests  " << uint_or(ipc, "requests")
+            << ", errors: " << errors_text(object_at(ipc, "errors")) << "\n"
+            << "submit queue  " << uint_or(ipc, "submit_queue") << ", pulls waiting "
+            << uint_or(ipc, "pulls_waiting") << ", disconnects " << uint_or(ipc, "disconnects")
+            << ", unsent replies " << uint_or(ipc, "unsent_replies") << "\n";
+  return exit_ok;
+}
+
+int cmd_submit(const SubmitArgs& a, bool has_channel, bool has_author, const Globals& g) {
+  auto body = a.sets.empty() ? body_from_text(a.body) : body_from_sets(a.sets);
+  if (!body) return failed(body.error());
+  client::Submission submission;
+  submission.kind = a.kind;
+  submission.key = a.key;
+  submission.body = std::move(*body);
+  if (has_channel) submission.channel = a.channel;
+  if (has_author) submission.author = a.author;
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto done = online->client.submit(submission);
+  if (!done) return ipc_failed(*online, done.error());
+  if (g.json) {
+    print_json(
+        {{"id", done->id}, {"seq", done->seq}, {"hlc", done->hlc}, {"channel", done->channel}});
+  } else {
+    std::cout << "id       " << done->id << "\n"
+              << "channel  " << done->channel << "\n"
+              << "seq      " << done->seq << "\n"
+              << "hlc      " << done->hlc << " (" << utc_text_ms(hlc_ms(done->hlc)) << ")\n";
+  }
+  return exit_ok;
+}
+
+void print_field(const std::string& key, const json& value) {
+  std::cout << key << std::string(key.size() < 10 ? 10 - key.size() : 1, ' ');
+  if (key == "body") {
+    std::cout << json_text(value, true) << "\n";
+    return;
+  }
+  std::cout << (value.is_string() ? value.get<std::string>() : json_text(value));
+  if (value.is_number_unsigned() && (key == "hlc" || key.ends_with("_at"))) {
+    std::uint64_t ms = value.get<std::uint64_t>();
+    std::cout << " (" << utc_text_ms(key == "hlc" ? hlc_ms(ms) : ms) << ")";
+  }
+  std::cout << "\n";
+}
+
+// key: value lines, the op map's keys in the order of docs/ipc.md first; times get their UTC
+// text, the body its indented JSON.
+void print_fields(const json& fields) {
+  static const std::vector<std::string> order = {"id",   "origin",  "channel", "seq",      "prev",
+                                                 "hlc",  "kind",    "key",     "deps",     "author",
+                                                 "body", "arrival", "state",   "stored_at"};
+  for (const std::string& key : order) {
+    if (fields.contains(key)) print_field(key, fields.at(key));
+  }
+  for (const auto& [key, value] : fields.items()) {
+    if (std::find(order.begin(), order.end(), key) == order.end()) print_field(key, value);
+  }
+}
+
+int cmd_op(const std::string& id, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto op = online->client.op(id);
+  if (!op) return ipc_failed(*online, op.error());
+  if (g.json) {
+    print_json(printable(*op));
+  } else {
+    print_fields(printable(*op));
+  }
+  return exit_ok;
+}
+
+int cmd_track(const std::string& id, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto tracked = online->client.track(id);
+  if (!tracked) return ipc_failed(*online, tracked.error());
+  if (g.json) {
+    print_json(printable(*tracked));
+  } else {
+    print_fields(printable(*tracked));
+  }
+  return exit_ok;
+}
+
+std::string log_line(const json& op) {
+  std::string id = text_or(op, "id");
+  return text_or(op, "arrival") + "  " + utc_text_ms(hlc_ms(uint_or(op, "hlc"))) + "  " +
+         text_or(op, "channel") + "  #" + text_or(op, "seq") + "  " + text_or(op, "kind") + "  " +
+         text_or(op, "key") + "  " + id.substr(0, short_id_digits);
+}
+
+// Reads pull pages over the most recent arrivals, keeping the last `limit` ops that match.
+int cmd_log(const LogArgs& a, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto status = online->client.status();
+  if (!status) return ipc_failed(*online, status.error());
+  std::uint64_t last = uint_or(*status, "last_arrival");
+  std::uint64_t after = last > log_scan_arrivals_max ? last - log_scan_arrivals_max : 0;
+  std::vector<std::string> channels;
+  if (!a.channel.empty()) channels.push_back(a.channel);
+  std::size_t page_ops = std::min(log_page_ops_max, online->config.limits.pull_limit_max);
+  std::size_t pages_max = log_scan_arrivals_max / page_ops + 2;
+  std::deque<json> kept;
+  for (std::size_t pages = 0; pages < pages_max && after < last; ++pages) {
+    auto page = online->client.pull(after, page_ops, 0ms, channels);
+    if (!page) return ipc_failed(*online, page.error());
+    for (json& op : page->ops) {
+      if (!a.key.empty() && text_or(op, "key", "") != a.key) continue;
+      kept.push_back(std::move(op));
+      if (kept.size() > a.limit) kept.pop_front();
+    }
+    if (page->next <= after) break;
+    after = page->next;
+  }
+  if (g.json) {
+    json all = json::array();
+    for (const json& op : kept) all.push_back(printable(op));
+    print_json(all);
+  } else {
+    for (const json& op : kept) std::cout << log_line(op) << "\n";
+  }
+  return exit_ok;
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: a waiting poll wakes up at once
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int cmd_pull(const PullArgs& a, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  if (a.follow) install_stop_handlers();
+  auto wait = a.follow ? std::min(follow_wait, online->config.limits.pull_wait_max) : 0ms;
+  std::uint64_t after = a.after;
+  while (!stop_requested) {
+    auto page = online->client.pull(after, a.limit, wait, a.channels);
+    if (stop_requested) break;
+    if (!page) return ipc_failed(*online, page.error());
+    for (const json& op : page->ops) std::cout << json_text(printable(op)) << "\n";
+    std::cout.flush();
+    if (!std::cout) return failed("cannot write to stdout");
+    after = page->next;
+    if (!a.follow) break;
+    if (page->ops.empty() && wait.count() == 0) {
+      timespec pause{1, 0};  // the daemon allows no waiting pulls: poll once a second
+      ::nanosleep(&pause, nullptr);
+    }
+  }
+  std::cerr << "next " << after << "\n";
+  return exit_ok;
+}
+
+// ---- the command line -------------------------------------------------------------------------
+
+using Commands = std::vector<std::pair<CLI::App*, std::function<int()>>>;
+
+void define_offline(CLI::App& app, Args& a, Commands& commands) {
+  auto* init = app.add_subcommand("init", "Create a node: data directory, node key and config");
+  init->add_option("--dir", a.init.dir, "Data directory (created with mode 0750)")->required();
+  init->add_option("--name", a.init.name, "Node name: 1-64 of A-Z a-z 0-9 . _ -")->required();
+  init->add_option("--role", a.init.role, "station (default), relay or hub")
+      ->check(CLI::IsMember({"station", "relay", "hub"}));
+  commands.emplace_back(init, [&a] { return cmd_init(a.init, a.globals); });
+  auto* id = app.add_subcommand("id", "Print the node's name and public key");
+  commands.emplace_back(id, [&a] { return cmd_id(a.globals); });
+  auto* verify = app.add_subcommand("verify", "Audit every feed's chain and signatures (offline)");
+  commands.emplace_back(verify, [&a] { return cmd_verify(a.globals); });
+  auto* exp = app.add_subcommand("export", "Print every op as JSON Lines, in arrival order");
+  commands.emplace_back(exp, [&a] { return cmd_export(a.globals); });
+}
+
+void define_submit(CLI::App& app, Args& a, Commands& commands) {
+  SubmitArgs& s = a.submit;
+  auto* submit = app.add_subcommand("submit", "File a transaction; returns once it is durable");
+  submit->add_option("--kind", s.kind, "What it is, e.g. case.submit")->required();
+  submit->add_option("--key", s.key, "The record it changes, e.g. a case number")->required();
+  auto* channel = submit->add_option("--channel", s.channel, "Default: station/<node name>");
+  auto* author = submit->add_option("--author", s.author, "The agent filing for a citizen");
+  auto* body = submit->add_option_group("body", "The transaction's fields, one of:");
+  body->add_option("--body", s.body, "A JSON object");
+  body->add_option("--set", s.sets, "field=value, repeatable; JSON numbers, true, false, null")
+      ->allow_extra_args(false);
+  body->require_option(1);
+  commands.emplace_back(submit, [&a, channel, author] {
+    return cmd_submit(a.submit, channel->count() > 0, author->count() > 0, a.globals);
+  });
+}
+
+void define_online(CLI::App& app, Args& a, Commands& commands) {
+  auto* status = app.add_subcommand("status", "Show the node at a glance");
+  commands.emplace_back(status, [&a] { return cmd_status(a.globals); });
+  define_submit(app, a, commands);
+  auto* op = app.add_subcommand("op", "Show one op");
+  op->add_option("id", a.op_id, "The op's id (64 hex digits)")->required();
+  commands.emplace_back(op, [&a] { return cmd_op(a.op_id, a.globals); });
+  auto* track = app.add_subcommand("track", "Show where an op is (stored, forwarded, delivered)");
+  track->add_option("id", a.track_id, "The op's id (64 hex digits)")->required();
+  commands.emplace_back(track, [&a] { return cmd_track(a.track_id, a.globals); });
+  auto* log = app.add_subcommand("log", "Show the most recent ops, newest last");
+  log->add_option("--channel", a.log.channel, "Only this channel");
+  log->add_option("--key", a.log.key, "Only ops of this record");
+  log->add_option("--limit", a.log.limit, "How many (default 20)")->check(CLI::Range(1, 100'000));
+  commands.emplace_back(log, [&a] { return cmd_log(a.log, a.globals); });
+  auto* pull = app.add_subcommand("pull", "Print the ops that arrived after a cursor (JSON Lines)");
+  pull->add_option("--after", a.pull.after, "The cursor: an arrival number (default 0)");
+  pull->add_flag("--follow", a.pull.follow, "Keep waiting for new ops until SIGINT or SIGTERM");
+  pull->add_option("--limit", a.pull.limit, "Ops per request (default: the daemon's, 100)")
+      ->check(CLI::Range(1, 100'000));
+  pull->add_option("--channel", a.pull.channels, "Only these channels (repeatable)")
+      ->allow_extra_args(false);
+  commands.emplace_back(pull, [&a] { return cmd_pull(a.pull, a.globals); });
+}
+
+Commands define(CLI::App& app, Args& a) {
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the command
+  Globals& g = a.globals;
+  app.add_option("-c,--config", g.config_path, "The node's config file")->envname("FERRY_CONFIG");
+  app.add_flag("--json", g.json, "Print JSON instead of text");
+  app.add_option("--timeout", g.timeout_ms, "How long to wait for ferryd, in ms (default 10000)")
+      ->check(CLI::Range(1, 3'600'000));
+  Commands commands;
+  define_offline(app, a, commands);
+  define_online(app, a, commands);
+  return commands;
+}
+
+}  // namespace
+
+Result<json> body_from_text(std::string_view text) {
+  json body = json::parse(text, nullptr, false);
+  if (body.is_discarded()) return fail(Errc::malformed, "--body is not valid JSON");
+  if (!body.is_object()) return fail(Errc::malformed, "--body must be a JSON object");
+  return body;
+}
+
+Result<json> body_from_sets(const std::vector<std::string>& sets) {
+  json body = json::object();
+  for (const std::string& set : sets) {
+    auto eq = set.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return fail(Errc::malformed, "--set " + set + ": expected field=value");
+    }
+    std::string field = set.substr(0, eq);
+    if (body.contains(field)) return fail(Errc::malformed, "--set " + field + ": given twice");
+    std::string text = set.substr(eq + 1);
+    json value = json::parse(text, nullptr, false);
+    bool scalar =
+        !value.is_discarded() && (value.is_number() || value.is_boolean() || value.is_null());
+    body[field] = scalar ? value : json(text);
+  }
+  return body;
+}
+
+std::string utc_text_ms(std::uint64_t ms) {
+  auto seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  if (::gmtime_r(&seconds, &tm) == nullptr) return "?";
+  char text[40];
+  std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03uZ", static_cast<unsigned>(ms % 1000));
+  return std::string(text, n) + millis;
+}
+
+int run(int argc, const char* const* argv) {
+  CLI::App app{"ferryctl: administer a ferry node. See docs/ferryctl.md.", "ferryctl"};
+  Args args;
+  Commands commands = define(app, args);
+  stop_requested = false;  // run() may be called more than once in one process (tests)
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  }
+  for (const auto& [command, action] : commands) {
+    if (command->parsed()) return action();
+  }
+  return exit_usage;
+}
+
+}  // namespace ferry::ctl

@@ -1,0 +1,298 @@
+#include "ctl/commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "config/config.h"
+#include "ctl/fake_daemon.h"
+#include "protocol/hex.h"
+#include "storage/op_store.h"
+#include "tests/support/test_support.h"
+
+namespace ferry::ctl {
+namespace {
+
+using client::fake::FakeDaemon;
+using client::fake::map_reply;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Ran {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs ferryctl in this process with stdout and stderr captured.
+Ran ferryctl(std::vector<std::string> args) {
+  args.insert(args.begin(), "ferryctl");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  std::ostringstream out;
+  std::ostringstream err;
+  std::streambuf* old_out = std::cout.rdbuf(out.rdbuf());
+  std::streambuf* old_err = std::cerr.rdbuf(err.rdbuf());
+  int code = run(static_cast<int>(argv.size()), argv.data());
+  std::cout.rdbuf(old_out);
+  std::cerr.rdbuf(old_err);
+  return Ran{code, out.str(), err.str()};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A node made by `ferryctl init` in a temp dir.
+struct Node {
+  ferry::test::TempDir dir;
+  std::string config = dir.file("ferry.toml");
+  std::string endpoint = "ipc://" + dir.file("ferryd.sock");
+
+  Node() { REQUIRE(ferryctl({"init", "--dir", dir.str(), "--name", "huaniao"}).code == 0); }
+
+  // Appends drafts with the node's own key, as ferryd would.
+  void append(const std::vector<OpDraft>& drafts) {
+    ferry::test::FakeWallClock wall;
+    HybridClock clock(wall, 60s);
+    auto key = NodeKey::load(dir.file("node.key"));
+    REQUIRE(key);
+    auto store = storage::OpStore::open(dir.str(), wall);
+    REQUIRE(store);
+    REQUIRE((*store)->append(*key, clock, drafts));
+  }
+};
+
+json op_map(std::uint64_t arrival, const std::string& key) {
+  return {{"id", std::string(63, 'a') + std::to_string(arrival % 10)},
+          {"origin", std::string(64, 'b')},
+          {"channel", "station/huaniao"},
+          {"seq", arrival},
+          {"prev", std::string(64, '0')},
+          {"hlc", 1790000000000ULL << 16},
+          {"kind", "case.submit"},
+          {"key", key},
+          {"deps", json::array()},
+          {"author", nullptr},
+          {"body", {{"photo", json::binary({0xca, 0xfe})}}},
+          {"arrival", arrival},
+          {"stored_at", 1790000000000ULL}};
+}
+
+TEST_CASE("submit --set values are JSON scalars when they parse as one, strings otherwise") {
+  auto body = body_from_sets({"n=12", "f=-1.5", "yes=true", "no=false", "none=null", "s=hello",
+                              "zip=007", "empty=", "eq=a=b", "list=[1]", "name=陈晓玲"});
+  REQUIRE(body);
+  CHECK((*body)["n"] == 12);
+  CHECK((*body)["f"] == -1.5);
+  CHECK((*body)["yes"] == true);
+  CHECK((*body)["no"] == false);
+  CHECK((*body)["none"].is_null());
+  CHECK((*body)["s"] == "hello");
+  CHECK((*body)["zip"] == "007");
+  CHECK((*body)["empty"] == "");
+  CHECK((*body)["eq"] == "a=b");
+  CHECK((*body)["list"] == "[1]");
+  CHECK((*body)["name"] == "陈晓玲");
+  CHECK(body_from_sets({"novalue"}).error().code == Errc::malformed);
+  CHECK(body_from_sets({"=1"}).error().code == Errc::malformed);
+  CHECK(body_from_sets({"a=1", "a=2"}).error().code == Errc::malformed);
+}
+
+TEST_CASE("submit --body must be a JSON object") {
+  CHECK(body_from_text(R"({"service": "hukou", "fee": 12})").has_value());
+  CHECK(body_from_text("[1, 2]").error().code == Errc::malformed);
+  CHECK(body_from_text("{nope").error().code == Errc::malformed);
+}
+
+TEST_CASE("times are shown as UTC with milliseconds") {
+  CHECK(utc_text_ms(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(utc_text_ms(1'790'000'000'123) == "2026-09-21T14:13:20.123Z");
+}
+
+TEST_CASE("usage errors exit 2 and help exits 0") {
+  CHECK(ferryctl({"--help"}).code == exit_ok);
+  CHECK(ferryctl({}).code == exit_usage);
+  CHECK(ferryctl({"--no-such-option"}).code == exit_usage);
+  CHECK(ferryctl({"status", "--timeout", "0"}).code == exit_usage);
+  CHECK(ferryctl({"submit", "--kind", "k", "--key", "x"}).code == exit_usage);  // no body
+  CHECK(ferryctl({"init", "--dir", "/tmp/x", "--name", "n", "--role", "king"}).code == exit_usage);
+}
+
+TEST_CASE("verify passes a clean store and names the feed and seq of a damaged op") {
+  Node node;
+  node.append({ferry::test::draft("station/huaniao", "HN-1"),
+               ferry::test::draft("station/huaniao", "HN-2"),
+               ferry::test::draft("broadcast", "B")});
+  auto clean = ferryctl({"-c", node.config, "verify"});
+  CHECK(clean.code == exit_ok);
+  CHECK(clean.out == "ok: 2 feeds, 3 ops verified\n");
+
+  auto exported = ferryctl({"-c", node.config, "export"});
+  REQUIRE(exported.code == exit_ok);
+  auto lines = lines_of(exported.out);
+  REQUIRE(lines.size() == 3);
+  json second = json::parse(lines[1]);
+  auto envelope = ferry::test::body_of({});  // any vector; replaced below
+  envelope.resize(second["envelope"].get<std::string>().size() / 2);
+  REQUIRE(hex_decode_into(second["envelope"].get<std::string>(), envelope));
+  auto op = Op::decode(envelope);
+  REQUIRE(op);
+  CHECK(second["id"] == to_hex(op->id()));
+  CHECK(second["seq"] == 2);
+  CHECK(second["key"] == "HN-2");
+  CHECK(second["body"] == json{{"status", "filed"}});
+  CHECK(second["arrival"] == 2);
+  CHECK(second["author"].is_null());
+
+  {
+    std::fstream db(node.dir.file("ferry.db"), std::ios::in | std::ios::out | std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(db)), std::istreambuf_iterator<char>());
+    std::string needle(reinterpret_cast<const char*>(envelope.data()), envelope.size());
+    auto at = bytes.find(needle);
+    REQUIRE(at != std::string::npos);
+    db.seekp(static_cast<std::streamoff>(at + needle.size() - 2));  // inside the body
+    db.put('X');
+  }
+  auto damaged = ferryctl({"-c", node.config, "verify"});
+  CHECK(damaged.code == exit_failure);
+  auto origin = NodeKey::load(node.dir.file("node.key"))->public_key_hex();
+  CHECK(damaged.out.find("feed " + origin.substr(0, 12) + "/station/huaniao seq 2: ") !=
+        std::string::npos);
+  auto as_json = ferryctl({"-c", node.config, "verify", "--json"});
+  CHECK(as_json.code == exit_failure);
+  CHECK(json::parse(as_json.out)["problems"][0]["seq"] == 2);
+}
+
+TEST_CASE("online commands print the daemon's replies") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json& request) {
+    std::string cmd = request["cmd"];
+    if (cmd == "status") {
+      return map_reply(
+          {{"ok", true},
+           {"node", {{"name", "huaniao"}, {"id", std::string(64, 'b')}, {"role", "station"}}},
+           {"ops", 5},
+           {"feeds", 1},
+           {"last_arrival", 5},
+           {"uptime_ms", 3'723'000},
+           {"version", "0.1.0"},
+           {"ipc", {{"requests", 9}, {"errors", {{"busy", 2}}}}}});
+    }
+    if (cmd == "submit") {
+      return map_reply({{"ok", true},
+                        {"id", std::string(64, 'c')},
+                        {"seq", 6},
+                        {"hlc", 1ULL << 16},
+                        {"channel", "station/huaniao"}});
+    }
+    return map_reply(
+        {{"ok", false}, {"error", {{"code", "not_found"}, {"message", "no such op"}}}});
+  });
+  auto status = ferryctl({"-c", node.config, "status"});
+  CHECK(status.code == exit_ok);
+  CHECK(status.out.find("huaniao (station)") != std::string::npos);
+  CHECK(status.out.find("1h 2m 3s") != std::string::npos);
+  CHECK(status.out.find("busy 2") != std::string::npos);
+  CHECK(json::parse(ferryctl({"-c", node.config, "status", "--json"}).out)["ops"] == 5);
+
+  auto submitted =
+      ferryctl({"-c", node.config, "--json", "submit", "--kind", "case.submit", "--key", "HN-9",
+                "--set", "fee=12", "--set", "who=陈晓玲", "--author", "agent-7"});
+  CHECK(submitted.code == exit_ok);
+  CHECK(json::parse(submitted.out)["seq"] == 6);
+  json sent = fake.requests().back();
+  CHECK(sent == json{{"cmd", "submit"},
+                     {"kind", "case.submit"},
+                     {"key", "HN-9"},
+                     {"author", "agent-7"},
+                     {"body", {{"fee", 12}, {"who", "陈晓玲"}}}});
+
+  auto missing = ferryctl({"-c", node.config, "op", std::string(64, 'e')});
+  CHECK(missing.code == exit_failure);
+  CHECK(missing.err == "ferryctl: not_found: no such op\n");
+}
+
+TEST_CASE("log keeps the last N matching ops, newest last, and pull prints JSON lines") {
+  Node node;
+  const std::vector<std::string> keys = {"HN-1", "HN-2", "HN-1", "HN-3", "HN-1", "HN-2", "HN-1"};
+  FakeDaemon fake(node.endpoint, [&keys](const json& request) {
+    if (request["cmd"] == "status") return map_reply({{"ok", true}, {"last_arrival", keys.size()}});
+    std::uint64_t after = request["after"];
+    std::uint64_t limit = request.value("limit", 100);
+    json ops = json::array();
+    for (std::uint64_t a = after + 1;
+         a <= keys.size() && ops.size() < std::min<std::uint64_t>(limit, 2); ++a) {
+      ops.push_back(op_map(a, keys[a - 1]));
+    }
+    std::uint64_t next = ops.empty() ? after : ops.back()["arrival"].get<std::uint64_t>();
+    return map_reply({{"ok", true}, {"ops", ops}, {"next", next}});
+  });
+  auto log = ferryctl({"-c", node.config, "log", "--key", "HN-1", "--limit", "3"});
+  REQUIRE(log.code == exit_ok);
+  auto lines = lines_of(log.out);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].starts_with(
+      "3  2026-09-21T14:13:20.000Z  station/huaniao  #3  case.submit  HN-1  "));
+  CHECK(lines[2].starts_with("7  "));
+  auto log_json = json::parse(ferryctl({"-c", node.config, "log", "--json"}).out);
+  REQUIRE(log_json.size() == 7);
+  CHECK(log_json[6]["body"]["photo"] == json{{"bin", "cafe"}});
+
+  auto pulled = ferryctl({"-c", node.config, "pull", "--after", "4"});
+  REQUIRE(pulled.code == exit_ok);
+  auto pulled_lines = lines_of(pulled.out);
+  REQUIRE(pulled_lines.size() == 2);  // one page of the fake's two
+  CHECK(json::parse(pulled_lines[0])["arrival"] == 5);
+  CHECK(pulled.err == "next 6\n");
+}
+
+TEST_CASE("pull --follow keeps pulling until SIGTERM, then exits 0") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json& request) {
+    std::uint64_t after = request["after"];
+    if (after < 3)
+      return map_reply({{"ok", true}, {"ops", {op_map(after + 1, "K")}}, {"next", after + 1}});
+    std::this_thread::sleep_for(50ms);  // a waiting pull that times out empty
+    return map_reply({{"ok", true}, {"ops", json::array()}, {"next", after}});
+  });
+  std::thread stopper([] {
+    std::this_thread::sleep_for(500ms);
+    ::kill(::getpid(), SIGTERM);
+  });
+  auto followed = ferryctl({"-c", node.config, "pull", "--follow"});
+  stopper.join();
+  CHECK(followed.code == exit_ok);
+  CHECK(lines_of(followed.out).size() == 3);
+  CHECK(followed.err == "next 3\n");
+  CHECK(fake.requests().at(0)["wait_ms"] == 10000);
+}
+
+TEST_CASE("online commands without a daemon say it is not running and exit 1") {
+  Node node;
+  auto status = ferryctl({"-c", node.config, "status", "--timeout", "100"});
+  CHECK(status.code == exit_failure);
+  CHECK(status.err.find("ferryctl: ferryd is not running at " + node.endpoint) == 0);
+  {
+    zmq::context_t context;
+    zmq::socket_t silent(context, zmq::socket_type::router);  // bound, but never answers
+    silent.set(zmq::sockopt::linger, 0);
+    silent.bind(node.endpoint);
+    auto start = std::chrono::steady_clock::now();
+    auto slow = ferryctl({"-c", node.config, "status", "--timeout", "100"});
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    CHECK(slow.code == exit_failure);
+    CHECK(slow.err ==
+          "ferryctl: ferryd is not running at " + node.endpoint + " (no answer within 100 ms)\n");
+  }
+}
+
+}  // namespace
+}  // namespace ferry::ctl

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# ferryctl as an admin runs it: help, usage errors, init, id, and status without a daemon.
+# Usage: ferryctl_test.sh PATH_TO_FERRYCTL
+set -euo pipefail
+ferryctl=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+checks=0
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- stdout"; cat "$tmp/out"
+  echo "--- stderr"; cat "$tmp/err"
+  exit 1
+}
+
+# expect CODE COMMAND...: runs the command with stdout and stderr in $tmp/out and $tmp/err.
+expect() {
+  local want=$1 got=0
+  shift
+  "$@" >"$tmp/out" 2>"$tmp/err" || got=$?
+  [ "$got" -eq "$want" ] || fail "$* exited $got, not $want"
+  checks=$((checks + 1))
+}
+
+expect 0 "$ferryctl" --help
+grep -q '^Usage: ferryctl' "$tmp/out" || fail "--help prints no usage"
+expect 2 "$ferryctl" --no-such-option
+expect 2 "$ferryctl"
+expect 2 "$ferryctl" init --dir "$tmp/node"  # --name missing
+
+node=$tmp/islands/huaniao
+expect 0 "$ferryctl" init --dir "$node" --name huaniao --role relay
+key=$(sed -n 's/^public key  *//p' "$tmp/out")
+[[ $key =~ ^[0-9a-f]{64}$ ]] || fail "init printed no public key"
+[ "$(stat -c %a "$node/node.key")" = 600 ] || fail "node.key is not mode 0600"
+[ "$(stat -c %a "$node")" = 750 ] || fail "the data directory is not mode 0750"
+grep -q "^data_dir = \"$node\"$" "$node/ferry.toml" || fail "ferry.toml lacks the absolute data_dir"
+grep -q '^role = "relay"$' "$node/ferry.toml" || fail "ferry.toml lacks the role"
+
+# id reads the config through config::load_config and the key through NodeKey::load.
+expect 0 "$ferryctl" -c "$node/ferry.toml" id --json
+grep -q "\"public_key\": \"$key\"" "$tmp/out" || fail "id --json shows another key"
+grep -q '"name": "huaniao"' "$tmp/out" || fail "id --json shows another name"
+expect 0 env FERRY_CONFIG="$node/ferry.toml" "$ferryctl" id
+[ "$(cat "$tmp/out")" = "huaniao $key" ] || fail "id with FERRY_CONFIG"
+
+expect 1 "$ferryctl" init --dir "$node" --name huaniao  # never overwrites
+grep -q 'never overwrites' "$tmp/err" || fail "init over a node does not say why it refuses"
+expect 1 "$ferryctl" init --dir "$tmp/bad" --name 'no spaces'
+[ ! -e "$tmp/bad" ] || fail "a refused init left files behind"
+
+expect 1 "$ferryctl" -c "$node/ferry.toml" status --timeout 100
+grep -q "^ferryctl: ferryd is not running at ipc://$node/ferryd.sock (" "$tmp/err" ||
+  fail "status without ferryd does not say it is not running"
+expect 1 "$ferryctl" -c "$node/ferry.toml" submit --kind case.submit --key HN-1 --set a=1 --timeout 100
+grep -q "not running" "$tmp/err" || fail "submit without ferryd does not say it is not running"
+expect 1 "$ferryctl" -c "$tmp/missing.toml" status
+grep -q "missing.toml" "$tmp/err" || fail "a missing config is not named"
+
+echo "ferryctl command line: $checks checks passed"
