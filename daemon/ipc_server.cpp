@@ -172,7 +172,12 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
     start_pull(std::move(route), *pull);
     return;
   }
-  reply(route, node_.read(*request, counters_));
+  auto answer = node_.read(*request, counters_);
+  if (!answer) {
+    fail(route, answer.error().code, answer.error().message);
+    return;
+  }
+  reply(route, *answer);
 }
 
 void IpcServer::start_pull(Route route, const ipc::PullRequest& request) {

@@ -11,11 +11,9 @@ namespace {
 
 constexpr const char* ferry_version = "0.1.0";
 
-ipc::Bytes failure(ipc::Code code, std::string message) {
-  return ipc::encode_failure(ipc::Failure{code, std::move(message)});
+tl::unexpected<ipc::Failure> failure_for(const Error& error) {
+  return tl::unexpected(ipc::Failure{ipc::code_for(error), error.detail});
 }
-
-ipc::Bytes failure_for(const Error& error) { return failure(ipc::code_for(error), error.detail); }
 
 }  // namespace
 
@@ -34,14 +32,14 @@ Node::Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::O
   if (own) clock_.restore(*own);
 }
 
-ipc::Bytes Node::read(const ipc::Request& request, const IpcCounters& counters) {
+ipc::Parsed<ipc::Bytes> Node::read(const ipc::Request& request, const IpcCounters& counters) {
   if (const auto* r = std::get_if<ipc::OpRequest>(&request)) return op(r->id);
   if (const auto* r = std::get_if<ipc::TrackRequest>(&request)) return track(r->id);
   if (std::holds_alternative<ipc::StatusRequest>(request)) return status(counters);
-  return failure(ipc::Code::internal, "not a read request");
+  return tl::unexpected(ipc::Failure{ipc::Code::internal, "not a read request"});
 }
 
-ipc::Bytes Node::op(const OpId& id) {
+ipc::Parsed<ipc::Bytes> Node::op(const OpId& id) {
   auto stored = store_->get(id);
   if (!stored) return failure_for(stored.error());
   ipc::ReplyWriter w;
@@ -53,7 +51,7 @@ ipc::Bytes Node::op(const OpId& id) {
   return w.take();
 }
 
-ipc::Bytes Node::track(const OpId& id) {
+ipc::Parsed<ipc::Bytes> Node::track(const OpId& id) {
   auto stored = store_->get(id);
   if (!stored) return failure_for(stored.error());
   return ipc::encode_track(stored->stored_at_ms);

@@ -42,8 +42,8 @@ class Node {
   Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::OpStore> store,
        WallClock& wall);
 
-  // op, track, status: answered at once.
-  ipc::Bytes read(const ipc::Request& request, const IpcCounters& counters);
+  // op, track, status: answered at once (the reply, or the failure to answer with).
+  ipc::Parsed<ipc::Bytes> read(const ipc::Request& request, const IpcCounters& counters);
 
   // The next op for a draft (its channel defaulted to station/<name>); an error fails only it.
   Result<Op> build(OpDraft& draft);
@@ -66,8 +66,8 @@ class Node {
 
  private:
   ipc::Bytes status(const IpcCounters& counters);
-  ipc::Bytes op(const OpId& id);
-  ipc::Bytes track(const OpId& id);
+  ipc::Parsed<ipc::Bytes> op(const OpId& id);
+  ipc::Parsed<ipc::Bytes> track(const OpId& id);
 
   config::Config config_;
   NodeKey key_;

@@ -1,6 +1,7 @@
 #include "protocol/ipc.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 
 #include "protocol/hex.h"
@@ -11,29 +12,37 @@ namespace {
 
 using Object = msgpack::object;
 
+constexpr std::uint32_t request_keys_max = 32;  // no command has more
+
 tl::unexpected<Failure> bad(std::string message) {
   return tl::unexpected(Failure{Code::bad_request, std::move(message)});
 }
 
+// One value of the request map: the decoded object and the exact bytes it was read from.
+struct Field {
+  msgpack::object_handle handle;
+  std::span<const std::uint8_t> bytes;
+};
+
 // The keys of one request map, checked off as they are read so that unknown keys are refused.
 class Fields {
  public:
-  explicit Fields(const Object& map) {
-    for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
-      const msgpack::object_kv& kv = map.via.map.ptr[i];
-      std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
-      if (!fields_.emplace(std::move(key), &kv.val).second) duplicate_ = true;
-    }
+  // false when a key appears twice
+  bool add(std::string key, Field field) {
+    return fields_.emplace(std::move(key), std::move(field)).second;
   }
 
-  bool duplicate() const { return duplicate_; }
-
-  const Object* take(const std::string& key) {
+  const Field* take_field(const std::string& key) {
     auto it = fields_.find(key);
     if (it == fields_.end()) return nullptr;
-    const Object* value = it->second;
+    taken_.push_back(std::move(it->second));
     fields_.erase(it);
-    return value;
+    return &taken_.back();
+  }
+
+  const Object* take(const std::string& key) {
+    const Field* field = take_field(key);
+    return field == nullptr ? nullptr : &field->handle.get();
   }
 
   Parsed<void> none_left(std::string_view cmd) const {
@@ -42,8 +51,8 @@ class Fields {
   }
 
  private:
-  std::map<std::string, const Object*> fields_;
-  bool duplicate_ = false;
+  std::map<std::string, Field> fields_;
+  std::deque<Field> taken_;  // stable addresses for what take() handed out
 };
 
 Parsed<std::string> text(const Object* o, std::string_view name) {
@@ -69,19 +78,27 @@ Parsed<OpId> id_field(const Object* o, std::string_view name) {
   return *id;
 }
 
-Parsed<Bytes> body_field(const Object* o) {
-  if (o->type != msgpack::type::MAP) return bad("body: must be a map");
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, *o);  // the request's body, packed alone to become the draft's body
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  Bytes body(data, data + buffer.size());
-  if (auto valid = validate_body(body); !valid) {
-    if (valid.error().code == Errc::limit_exceeded) {
-      return tl::unexpected(Failure{Code::too_large, valid.error().detail});
-    }
-    return bad(valid.error().detail);
+// The body keeps the request's own bytes: re-encoding could change them (msgpack-c writes a
+// whole-number float as an integer), and the body must come back exactly as it was submitted.
+Parsed<Bytes> body_field(const Field& field) {
+  if (field.handle.get().type != msgpack::type::MAP) return bad("body: must be a map");
+  if (field.bytes.size() > limits::op_bytes_max) {
+    return tl::unexpected(Failure{Code::too_large, "body: larger than an op may be"});
   }
+  Bytes body(field.bytes.begin(), field.bytes.end());
+  if (auto valid = validate_body(body); !valid) return bad(valid.error().detail);
   return body;
+}
+
+// The documented length of a text field; longer is a value out of range (bad_request).
+Parsed<std::string> bounded_text(const Object* o, std::string_view name, std::size_t bytes_max) {
+  auto t = text(o, name);
+  if (!t) return t;
+  if (t->empty()) return bad(std::string(name) + ": must not be empty");
+  if (t->size() > bytes_max) {
+    return bad(std::string(name) + ": longer than " + std::to_string(bytes_max) + " bytes");
+  }
+  return t;
 }
 
 Parsed<std::vector<OpId>> deps_field(const Object* o) {
@@ -102,30 +119,29 @@ Parsed<Request> parse_submit(Fields& f) {
   SubmitRequest r;
   const Object* kind = f.take("kind");
   const Object* key = f.take("key");
-  const Object* body = f.take("body");
+  const Field* body = f.take_field("body");
   if (kind == nullptr || key == nullptr || body == nullptr) {
     return bad("submit: kind, key and body are required");
   }
-  auto k = text(kind, "kind");
+  auto k = bounded_text(kind, "kind", limits::kind_bytes_max);
   if (!k) return tl::unexpected(k.error());
   r.draft.kind = std::move(*k);
-  auto ky = text(key, "key");
+  auto ky = bounded_text(key, "key", limits::key_bytes_max);
   if (!ky) return tl::unexpected(ky.error());
   r.draft.key = std::move(*ky);
-  auto b = body_field(body);
+  auto b = body_field(*body);
   if (!b) return tl::unexpected(b.error());
   r.draft.body = std::move(*b);
   if (const Object* channel = f.take("channel"); channel != nullptr) {
-    auto c = text(channel, "channel");
+    auto c = bounded_text(channel, "channel", limits::channel_bytes_max);
     if (!c) return tl::unexpected(c.error());
     if (c->starts_with(system_channel_prefix)) {
       return bad("channel: channels starting with ferry/ are written by ferry itself");
     }
-    if (c->empty()) return bad("channel: must not be empty");
     r.draft.channel = std::move(*c);
   }
   if (const Object* author = f.take("author"); author != nullptr) {
-    auto a = text(author, "author");
+    auto a = bounded_text(author, "author", limits::author_bytes_max);
     if (!a) return tl::unexpected(a.error());
     r.draft.author = std::move(*a);
   }
@@ -197,6 +213,52 @@ Parsed<Request> dispatch(const std::string& cmd, Fields& f, const RequestLimits&
   return tl::unexpected(Failure{Code::unknown_command, "unknown command \"" + shown + "\""});
 }
 
+// The number of entries of the map that starts the frame, or nullopt if it is no map.
+std::optional<std::uint32_t> map_entries(std::span<const std::uint8_t> frame) {
+  if (frame.empty()) return std::nullopt;
+  std::uint8_t first = frame[0];
+  if ((first & 0xf0) == 0x80) return first & 0x0fu;
+  if (first == 0xde && frame.size() >= 3)
+    return static_cast<std::uint32_t>(frame[1] << 8 | frame[2]);
+  if (first == 0xdf && frame.size() >= 5) {
+    return static_cast<std::uint32_t>(frame[1]) << 24 | static_cast<std::uint32_t>(frame[2]) << 16 |
+           static_cast<std::uint32_t>(frame[3]) << 8 | frame[4];
+  }
+  return std::nullopt;
+}
+
+// Reads the request map entry by entry, so that each value's own bytes are known.
+Parsed<Fields> read_map(std::span<const std::uint8_t> frame) {
+  auto entries = map_entries(frame);
+  if (!entries) return bad("request: must be a msgpack map");
+  if (*entries > request_keys_max) return bad("request: too many keys");
+  std::size_t offset = frame[0] == 0xde ? 3 : frame[0] == 0xdf ? 5 : 1;
+  const msgpack::unpack_limit unpack_limit(limits::body_container_items_max,
+                                           limits::body_container_items_max, frame.size(),
+                                           frame.size(), frame.size(), limits::body_depth_max + 1);
+  Fields fields;
+  try {
+    for (std::uint32_t i = 0; i < *entries; ++i) {
+      auto key = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
+                                 nullptr, nullptr, unpack_limit);
+      if (key.get().type != msgpack::type::STR) return bad("request: map keys must be strings");
+      std::string name(key.get().via.str.ptr, key.get().via.str.size);
+      std::size_t start = offset;
+      Field value{msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
+                                  nullptr, nullptr, unpack_limit),
+                  frame.subspan(start, offset - start)};
+      if (!fields.add(std::move(name), std::move(value)))
+        return bad("request: a key appears twice");
+    }
+  } catch (const msgpack::size_overflow&) {
+    return bad("request: nested too deep or too many entries");
+  } catch (const std::exception& e) {
+    return bad(std::string("request: not msgpack (") + e.what() + ")");
+  }
+  if (offset != frame.size()) return bad("request: trailing bytes after the map");
+  return fields;
+}
+
 }  // namespace
 
 std::string_view code_name(Code code) {
@@ -247,34 +309,13 @@ Parsed<Request> parse_request(std::span<const std::uint8_t> frame, const Request
                                                        " bytes; the limit is " +
                                                        std::to_string(limits.request_bytes_max)});
   }
-  msgpack::object_handle handle;
-  try {
-    std::size_t offset = 0;
-    msgpack::unpack_limit unpack_limit(limits::body_container_items_max,
-                                       limits::body_container_items_max, frame.size(), frame.size(),
-                                       frame.size(), limits::body_depth_max + 2);
-    handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
-                             nullptr, nullptr, unpack_limit);
-    if (offset != frame.size()) return bad("request: trailing bytes after the map");
-  } catch (const msgpack::size_overflow&) {
-    return bad("request: nested too deep or too many entries");
-  } catch (const std::exception& e) {
-    return bad(std::string("request: not msgpack (") + e.what() + ")");
-  }
-  const Object& map = handle.get();
-  if (map.type != msgpack::type::MAP) return bad("request: must be a msgpack map");
-  for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
-    if (map.via.map.ptr[i].key.type != msgpack::type::STR) {
-      return bad("request: map keys must be strings");
-    }
-  }
-  Fields fields(map);
-  if (fields.duplicate()) return bad("request: a key appears twice");
-  const Object* cmd = fields.take("cmd");
+  auto fields = read_map(frame);
+  if (!fields) return tl::unexpected(fields.error());
+  const Object* cmd = fields->take("cmd");
   if (cmd == nullptr) return bad("request: cmd is required");
   auto name = text(cmd, "cmd");
   if (!name) return tl::unexpected(name.error());
-  return dispatch(*name, fields, limits);
+  return dispatch(*name, *fields, limits);
 }
 
 ReplyWriter::ReplyWriter() : packer_(buffer_) {}

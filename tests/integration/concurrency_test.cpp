@@ -1,0 +1,116 @@
+// Many clients at once: group commit must store every acknowledged submit exactly once and keep
+// the node's feed one unbroken chain.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <numeric>
+#include <set>
+#include <thread>
+
+#include "tests/integration/daemon_harness.h"
+
+namespace ferry::it {
+
+TEST_CASE("16 concurrent clients x 1000 submits: each acknowledged op stored exactly once") {
+  constexpr int clients = 16;
+  constexpr int submits_per_client = 1000;
+  constexpr std::uint64_t total = clients * submits_per_client;
+  TestNode node;
+  node.start();
+
+  struct Acked {
+    std::string id;
+    std::uint64_t seq = 0;
+  };
+  std::vector<std::vector<Acked>> acked(clients);
+  std::vector<std::string> problems(clients);
+  auto started = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      try {
+        IpcClient client(node.endpoint(), 60s);
+        for (int n = 0; n < submits_per_client; ++n) {
+          Value body = Value::map({{"client", c}, {"n", n}, {"service", "fishing-licence"}});
+          Value r = client.call(submit_request(
+              "case.submit", "C" + std::to_string(c) + "-" + std::to_string(n), body));
+          if (!r["ok"].boolean()) {
+            problems[static_cast<std::size_t>(c)] = "refused: " + r.dump();
+            return;
+          }
+          acked[static_cast<std::size_t>(c)].push_back(Acked{r["id"].str(), r["seq"].u64()});
+        }
+      } catch (const std::exception& e) {
+        problems[static_cast<std::size_t>(c)] = e.what();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  std::printf("16 x 1000 submits: %lld ms (%.0f submits/s)\n", static_cast<long long>(took.count()),
+              static_cast<double>(total) * 1000.0 / static_cast<double>(took.count() + 1));
+  for (int c = 0; c < clients; ++c) {
+    INFO("client " << c);
+    REQUIRE(problems[static_cast<std::size_t>(c)].empty());
+    REQUIRE(acked[static_cast<std::size_t>(c)].size() == submits_per_client);
+  }
+
+  std::set<std::string> acked_ids;
+  for (const auto& list : acked) {
+    std::uint64_t last_seq = 0;
+    for (const Acked& a : list) {
+      CHECK(acked_ids.insert(a.id).second);
+      // One client's submits are sequential, so its seqs only grow.
+      CHECK(a.seq > last_seq);
+      last_seq = a.seq;
+    }
+  }
+  REQUIRE(acked_ids.size() == total);
+
+  IpcClient client = node.client();
+  auto pull_started = Clock::now();
+  std::vector<Value> ops = pull_all(client);
+  std::printf("pulling the 16000 ops back: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - pull_started)
+                      .count()));
+  std::set<std::string> stored_ids;
+  std::vector<std::uint64_t> seqs;
+  for (const Value& op : ops) {
+    CHECK(stored_ids.insert(op["id"].str()).second);  // no op twice
+    CHECK(op["channel"].str() == node.default_channel());
+    seqs.push_back(op["seq"].u64());
+  }
+  CHECK(ops.size() == total);
+  CHECK(stored_ids == acked_ids);
+  std::sort(seqs.begin(), seqs.end());
+  std::vector<std::uint64_t> one_to_total(total);
+  std::iota(one_to_total.begin(), one_to_total.end(), 1);
+  CHECK(seqs == one_to_total);
+  std::uint64_t length = 0;
+  CHECK(feed_break(ops, node.default_channel(), length).empty());
+
+  Value status = client.call(status_request());
+  INFO(status);
+  CHECK(status["ops"].u64() == total);
+  CHECK(status["last_arrival"].u64() == total);
+  for (const auto& [code, count] : status["ipc"]["errors"].fields()) {
+    INFO(code);
+    CHECK(count.u64() == 0);
+  }
+  CHECK(status["ipc"]["unsent_replies"].u64() == 0);
+
+  if (ferryctl_path().empty()) {
+    WARN("ferryctl was not built: verify skipped");
+  } else {
+    ProcessResult verify = ferryctl_verify(node);
+    std::printf("ferryctl verify of 16000 ops: %lld ms\n",
+                static_cast<long long>(verify.elapsed.count()));
+    INFO(verify.out << verify.err);
+    CHECK(verify.status.text() == "exit code 0");
+    CHECK_THAT(verify.out, Catch::Contains("16000 ops"));
+  }
+  CHECK(node.stop().text() == "exit code 0");
+}
+
+}  // namespace ferry::it
