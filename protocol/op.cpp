@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <msgpack.hpp>
+#include <tuple>
 
 #include "protocol/limits.h"
 #include "protocol/utf8.h"
@@ -62,10 +63,7 @@ Result<std::uint64_t> read_uint(Reader& r, std::string_view what) {
 }
 
 // The rules for every text field of the envelope: non-empty, bounded, UTF-8, no control bytes.
-Result<std::string> check_text(const msgpack::object& o, std::string_view what,
-                               std::size_t bytes_max) {
-  if (o.type != msgpack::type::STR) return wrong_type(what, "string");
-  std::string_view text(o.via.str.ptr, o.via.str.size);
+Result<void> check_text_rules(std::string_view text, std::string_view what, std::size_t bytes_max) {
   if (text.empty()) return fail(Errc::malformed, std::string(what) + ": empty");
   if (text.size() > bytes_max) {
     return fail(Errc::limit_exceeded,
@@ -75,6 +73,16 @@ Result<std::string> check_text(const msgpack::object& o, std::string_view what,
   bool control = std::any_of(text.begin(), text.end(),
                              [](char c) { return static_cast<unsigned char>(c) < 0x20; });
   if (control) return fail(Errc::malformed, std::string(what) + ": control character");
+  return {};
+}
+
+Result<std::string> check_text(const msgpack::object& o, std::string_view what,
+                               std::size_t bytes_max) {
+  if (o.type != msgpack::type::STR) return wrong_type(what, "string");
+  std::string_view text(o.via.str.ptr, o.via.str.size);
+  if (auto valid = check_text_rules(text, what, bytes_max); !valid) {
+    return tl::unexpected(valid.error());
+  }
   return std::string(text);
 }
 
@@ -99,6 +107,18 @@ Result<Digest> read_digest(Reader& r, std::string_view what) {
   return to_digest(h->get(), what);
 }
 
+Result<void> check_deps_rules(std::span<const OpId> deps) {
+  if (deps.size() > limits::deps_max) {
+    return fail(Errc::limit_exceeded, "deps: more than " + std::to_string(limits::deps_max));
+  }
+  for (std::size_t i = 0; i < deps.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (deps[i] == deps[j]) return fail(Errc::malformed, "deps: duplicate id");
+    }
+  }
+  return {};
+}
+
 Result<std::vector<OpId>> read_deps(Reader& r) {
   auto h = r.next("deps");
   if (!h) return tl::unexpected(h.error());
@@ -111,11 +131,9 @@ Result<std::vector<OpId>> read_deps(Reader& r) {
   for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
     auto d = to_digest(o.via.array.ptr[i], "deps");
     if (!d) return tl::unexpected(d.error());
-    if (std::find(deps.begin(), deps.end(), *d) != deps.end()) {
-      return fail(Errc::malformed, "deps: duplicate id");
-    }
     deps.push_back(*d);
   }
+  if (auto valid = check_deps_rules(deps); !valid) return tl::unexpected(valid.error());
   return deps;
 }
 
@@ -188,6 +206,14 @@ Result<std::optional<std::string>> read_author(Reader& r) {
 }  // namespace
 namespace {
 
+Result<void> check_position_rules(std::uint64_t seq, const OpId& prev) {
+  if (seq == 0) return fail(Errc::malformed, "seq: feeds start at 1");
+  if ((seq == 1) != (prev == OpId{})) {
+    return fail(Errc::malformed, "prev: must be all zero exactly when seq is 1");
+  }
+  return {};
+}
+
 Result<void> read_header_fields(Reader& r, OpHeader& h) {
   auto origin = read_digest(r, "origin");
   if (!origin) return tl::unexpected(origin.error());
@@ -198,12 +224,10 @@ Result<void> read_header_fields(Reader& r, OpHeader& h) {
   auto seq = read_uint(r, "seq");
   if (!seq) return tl::unexpected(seq.error());
   if (*seq == 0) return fail(Errc::malformed, "seq: feeds start at 1");
-  h.seq = *seq;
   auto prev = read_digest(r, "prev");
   if (!prev) return tl::unexpected(prev.error());
-  if ((h.seq == 1) != (*prev == OpId{})) {
-    return fail(Errc::malformed, "prev: must be all zero exactly when seq is 1");
-  }
+  if (auto valid = check_position_rules(*seq, *prev); !valid) return valid;
+  h.seq = *seq;
   h.prev = *prev;
   auto hlc = read_uint(r, "hlc");
   if (!hlc) return tl::unexpected(hlc.error());
@@ -272,7 +296,27 @@ Result<Op> Op::decode(std::span<const std::uint8_t> bytes) {
 
 Result<Op> Op::build(const PublicKey& origin, std::uint64_t seq, const OpId& prev,
                      std::uint64_t hlc, const OpDraft& draft) {
-  msgpack::sbuffer buffer(512);
+  // The checks decode() makes on a remote op, made on the draft's fields before they are
+  // encoded, so that a local op is held to the same rules without decoding what was just written
+  // (a test decodes built ops and compares).
+  if (auto valid = check_position_rules(seq, prev); !valid) return tl::unexpected(valid.error());
+  for (auto [text, what, bytes_max] :
+       {std::tuple{std::string_view(draft.channel), "channel", limits::channel_bytes_max},
+        std::tuple{std::string_view(draft.kind), "kind", limits::kind_bytes_max},
+        std::tuple{std::string_view(draft.key), "key", limits::key_bytes_max}}) {
+    if (auto valid = check_text_rules(text, what, bytes_max); !valid) {
+      return tl::unexpected(valid.error());
+    }
+  }
+  if (draft.author) {
+    if (auto valid = check_text_rules(*draft.author, "author", limits::author_bytes_max); !valid) {
+      return tl::unexpected(valid.error());
+    }
+  }
+  if (auto valid = check_deps_rules(draft.deps); !valid) return tl::unexpected(valid.error());
+  if (auto valid = validate_body(draft.body); !valid) return tl::unexpected(valid.error());
+
+  msgpack::sbuffer buffer(512 + draft.body.size());
   msgpack::packer<msgpack::sbuffer> pk(buffer);
   pk.pack_array(envelope_v1_fields);
   pk.pack_uint64(envelope_version_1);
@@ -285,18 +329,25 @@ Result<Op> Op::build(const PublicKey& origin, std::uint64_t seq, const OpId& pre
   pack_text(pk, draft.key);
   pk.pack_array(static_cast<std::uint32_t>(draft.deps.size()));
   for (const OpId& dep : draft.deps) pack_digest(pk, dep);
+  const std::size_t body_offset = buffer.size();
   buffer.write(reinterpret_cast<const char*>(draft.body.data()), draft.body.size());
   if (draft.author) {
     pack_text(pk, *draft.author);
   } else {
     pk.pack_nil();
   }
-  // decode() checks the body in place: body bytes that are not exactly one map shift the fields
-  // after them and cannot decode. Only then is the body parsed alone, for the clearer error.
-  auto op = decode({reinterpret_cast<const std::uint8_t*>(buffer.data()), buffer.size()});
-  if (!op) {
-    if (auto body = validate_body(draft.body); !body) return tl::unexpected(body.error());
+  if (buffer.size() > limits::op_bytes_max) {
+    return fail(Errc::limit_exceeded,
+                "op: larger than " + std::to_string(limits::op_bytes_max) + " bytes");
   }
+  Op op;
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  op.bytes_.assign(data, data + buffer.size());
+  op.header_ = OpHeader{envelope_version_1, origin,    draft.channel, seq,         prev, hlc,
+                        draft.kind,         draft.key, draft.deps,    draft.author};
+  op.body_offset_ = body_offset;
+  op.body_size_ = draft.body.size();
+  op.id_ = blake2b_256(op.bytes_);
   return op;
 }
 

@@ -54,7 +54,8 @@ class Op {
   // Strictly decodes one envelope; the bytes are copied and kept as they are.
   [[nodiscard]] static Result<Op> decode(std::span<const std::uint8_t> bytes);
 
-  // Encodes a new op once, then decodes it back so local ops pass the very checks remote ops do.
+  // Encodes a new op once, after checking the draft by the very rules decode() applies to remote
+  // ops (and with the same errors).
   [[nodiscard]] static Result<Op> build(const PublicKey& origin, std::uint64_t seq,
                                         const OpId& prev, std::uint64_t hlc, const OpDraft& draft);
 

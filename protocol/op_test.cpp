@@ -355,6 +355,35 @@ TEST_CASE("an op built from a draft signs, verifies, and decodes back to the ver
   CHECK(Bytes(built->body().begin(), built->body().end()) == case_body());
 }
 
+TEST_CASE("build fills the header and body exactly as decode reads them back") {
+  // build() does not decode what it encoded; this is what guarantees it need not.
+  const ferry::NodeKey key = test_key();
+  OpDraft with_deps = case_draft();
+  with_deps.deps = distinct_ids(2);
+  with_deps.author.reset();
+  for (const OpDraft& draft : {case_draft(), with_deps}) {
+    auto built = Op::build(key.public_key(), 7, id_with(0x42), test_hlc, draft);
+    REQUIRE(built);
+    auto decoded = Op::decode(built->bytes());
+    REQUIRE(decoded);
+    const ferry::OpHeader& b = built->header();
+    const ferry::OpHeader& d = decoded->header();
+    CHECK(b.version == d.version);
+    CHECK(b.origin == d.origin);
+    CHECK(b.channel == d.channel);
+    CHECK(b.seq == d.seq);
+    CHECK(b.prev == d.prev);
+    CHECK(b.hlc == d.hlc);
+    CHECK(b.kind == d.kind);
+    CHECK(b.key == d.key);
+    CHECK(b.deps == d.deps);
+    CHECK(b.author == d.author);
+    CHECK(Bytes(built->body().begin(), built->body().end()) ==
+          Bytes(decoded->body().begin(), decoded->body().end()));
+    CHECK(built->id() == decoded->id());
+  }
+}
+
 TEST_CASE("an op is encoded as the documented 11-element msgpack array") {
   auto built = Op::build(test_key().public_key(), 1, OpId{}, test_hlc, case_draft());
   REQUIRE(built);

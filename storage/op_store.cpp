@@ -38,6 +38,20 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// The writer's commit hook (sqlite3_wal_hook, which also turns SQLite's own autocheckpoint off):
+// hands checkpoints to the Checkpointer, and finishes one inline once the WAL has grown to
+// inline_pages() so that the WAL can start over (see checkpointer.h). The commit has happened
+// either way; a failed inline checkpoint is tried again after the next commit.
+int on_wal_commit(void* context, sqlite3* db, const char*, int wal_pages) {
+  auto* checkpointer = static_cast<Checkpointer*>(context);
+  if (wal_pages >= checkpointer->inline_pages()) {
+    (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else {
+    checkpointer->wal_grew(wal_pages);
+  }
+  return SQLITE_OK;
+}
+
 Error with_context(Error error, const std::string& context) {
   error.detail = context + ": " + error.detail;
   return error;
@@ -53,7 +67,9 @@ OpStore::OpStore(DataDirLock lock, Database db, std::string path, WallClock& wal
       wall_(wall),
       options_(options) {}
 
-OpStore::~OpStore() = default;
+OpStore::~OpStore() {
+  if (checkpointer_) sqlite3_wal_hook(db_.handle(), nullptr, nullptr);
+}
 
 Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, WallClock& wall,
                                                const StoreOptions& options) {
@@ -82,6 +98,10 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
       new OpStore(std::move(*lock), std::move(*db), path, wall, options));
   if (auto prepared = store->prepare(); !prepared) return tl::unexpected(prepared.error());
   if (auto loaded = store->load_feeds(); !loaded) return tl::unexpected(loaded.error());
+  auto checkpointer = Checkpointer::start(path, options.sqlite_vfs, options.wal_checkpoint_pages);
+  if (!checkpointer) return tl::unexpected(checkpointer.error());
+  store->checkpointer_ = std::move(*checkpointer);
+  sqlite3_wal_hook(store->db_.handle(), on_wal_commit, store->checkpointer_.get());
   return store;
 }
 

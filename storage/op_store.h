@@ -21,6 +21,7 @@
 #include "protocol/node_key.h"
 #include "protocol/op.h"
 #include "protocol/version_vector.h"
+#include "storage/checkpointer.h"
 #include "storage/data_dir_lock.h"
 #include "storage/sqlite.h"
 
@@ -65,6 +66,7 @@ struct BatchLimits {
 struct StoreOptions {
   std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
   std::size_t sign_threads = 2;  // threads that sign one appended batch (see batch_signer.h)
+  int wal_checkpoint_pages = wal_checkpoint_pages_default;  // see checkpointer.h
 };
 
 class OpStore {
@@ -118,6 +120,9 @@ class OpStore {
 
   const std::string& database_path() const { return path_; }
 
+  // Checkpoints run on a thread of their own (storage/checkpointer.h).
+  CheckpointStats checkpoint_stats() const { return checkpointer_->stats(); }
+
  private:
   struct Feed {
     std::int64_t feed_id = 0;
@@ -143,6 +148,7 @@ class OpStore {
   WallClock& wall_;
   StoreOptions options_;
   std::unique_ptr<Statements> stmts_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // after db_: it closes its connection first
   std::map<FeedId, Feed> feeds_;
   std::map<FeedId, FeedHead> tip_;  // local feeds with ops built but not yet stored
   VersionVector vector_;

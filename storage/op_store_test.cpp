@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "protocol/hex.h"
 #include "tests/support/crash_vfs.h"
@@ -517,4 +519,40 @@ TEST_CASE("ops built ahead of the store chain on each other, and a failed store 
   CHECK(rebuilt.front().op.header().seq == 6);  // the abandoned ops used up no seq
   REQUIRE(store->store_signed(rebuilt));
   require_valid_chains(*store);
+}
+
+TEST_CASE("checkpoints run on their own thread and keep the WAL bounded") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  StoreOptions options;
+  options.wal_checkpoint_pages = 40;
+  auto opened = OpStore::open(dir.str(), wall, options);
+  REQUIRE(opened);
+  OpStore& store = **opened;
+  const std::string wal = dir.str() + "/" + database_file_name + "-wal";
+  const std::size_t page = 4096;
+  std::uintmax_t wal_bytes_max = 0;
+  for (int batch = 0; batch < 60; ++batch) {
+    std::vector<OpDraft> drafts;
+    for (int i = 0; i < 32; ++i) {
+      drafts.push_back(test::draft("station/huaniao", "case-" + std::to_string(batch * 32 + i)));
+    }
+    REQUIRE(store.append(key, clock, drafts));
+    wal_bytes_max = std::max(wal_bytes_max, std::filesystem::file_size(wal));
+  }
+  // Bounded wait: the checkpoint thread has been told many times by now.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.checkpoint_stats().checkpoints == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(store.checkpoint_stats().checkpoints > 0);
+  CHECK(store.checkpoint_stats().failures == 0);
+  // Without checkpoints 1,920 ops of ~450 bytes would leave well over 200 pages in the WAL; with
+  // them, the WAL starts over and never holds much more than the threshold plus a batch or two.
+  INFO("largest WAL seen: " << wal_bytes_max << " bytes");
+  CHECK(wal_bytes_max < 200 * page);
+  REQUIRE(store.op_count() == 60 * 32);
+  require_valid_chains(store);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace ferry::test::crash_vfs {
@@ -30,6 +31,9 @@ sqlite3_vfs* real_vfs = nullptr;
 sqlite3_vfs crash_vfs{};
 sqlite3_io_methods methods{};
 bool dead = false;
+// The store checkpoints on a thread of its own: every function that reads or changes the state
+// above holds this.
+std::recursive_mutex state_mutex;
 std::map<CrashFile*, std::unique_ptr<FileState>>& files() {
   static std::map<CrashFile*, std::unique_ptr<FileState>> open_files;
   return open_files;
@@ -55,6 +59,7 @@ void remember(CrashFile* f, sqlite3_int64 offset, sqlite3_int64 n) {
 }
 
 int x_close(sqlite3_file* f) {
+  std::lock_guard lock(state_mutex);
   sqlite3_file* real = real_of(f);
   int rc = real->pMethods != nullptr ? real->pMethods->xClose(real) : SQLITE_OK;
   files().erase(as_crash(f));
@@ -66,12 +71,14 @@ int x_read(sqlite3_file* f, void* out, int n, sqlite3_int64 offset) {
 }
 
 int x_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 offset) {
+  std::lock_guard lock(state_mutex);
   if (dead) return SQLITE_OK;
   remember(as_crash(f), offset, n);
   return real_of(f)->pMethods->xWrite(real_of(f), data, n, offset);
 }
 
 int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  std::lock_guard lock(state_mutex);
   if (dead) return SQLITE_OK;
   sqlite3_int64 current = size_of(real_of(f));
   if (size < current) remember(as_crash(f), size, current - size);
@@ -79,6 +86,7 @@ int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
 }
 
 int x_sync(sqlite3_file* f, int flags) {
+  std::lock_guard lock(state_mutex);
   if (dead) return SQLITE_OK;
   int rc = real_of(f)->pMethods->xSync(real_of(f), flags);
   if (rc == SQLITE_OK) {
@@ -116,6 +124,7 @@ int x_shm_unmap(sqlite3_file* f, int delete_flag) {
 }
 
 int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+  std::lock_guard lock(state_mutex);
   auto* f = as_crash(file);
   f->real = reinterpret_cast<sqlite3_file*>(f + 1);
   std::memset(f->real, 0, static_cast<std::size_t>(real_vfs->szOsFile));
@@ -133,6 +142,7 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
 }
 
 int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  std::lock_guard lock(state_mutex);
   if (dead) return SQLITE_OK;
   return real_vfs->xDelete(real_vfs, name, sync_dir);
 }
@@ -191,6 +201,7 @@ void install() {
 }
 
 void crash() {
+  std::lock_guard lock(state_mutex);
   for (auto& [f, state] : files()) {
     for (auto it = state->undo.rbegin(); it != state->undo.rend(); ++it) {
       f->real->pMethods->xWrite(f->real, it->bytes.data(), static_cast<int>(it->bytes.size()),
@@ -202,6 +213,9 @@ void crash() {
   dead = true;
 }
 
-void reset() { dead = false; }
+void reset() {
+  std::lock_guard lock(state_mutex);
+  dead = false;
+}
 
 }  // namespace ferry::test::crash_vfs

@@ -5,7 +5,7 @@
 // back to its state at its last sync, and from then on every write, sync, truncate and delete is
 // silently dropped (the "machine" is off), until reset(). A store opened on this VFS, crashed,
 // closed and reopened on the default VFS shows exactly what a power cut would have left on disk.
-// Used from one thread.
+// Safe to use from several threads (the store checkpoints on a thread of its own).
 #pragma once
 
 namespace ferry::test::crash_vfs {
