@@ -33,6 +33,9 @@ struct OpDraft {
   std::vector<OpId> deps;
   std::vector<std::uint8_t> body;  // one encoded msgpack map
   std::optional<std::string> author;
+  // Set when the writer named no deps: the store fills in the record's current heads (see
+  // storage/op_store.h). Op::build itself ignores it.
+  bool deps_from_heads = false;
 };
 
 // The decoded fields of an envelope other than the body.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ranges>
 
+#include "protocol/limits.h"
 #include "storage/schema.h"
 
 namespace ferry::storage {
@@ -98,6 +99,25 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
       new OpStore(std::move(*lock), std::move(*db), path, wall, options));
   if (auto prepared = store->prepare(); !prepared) return tl::unexpected(prepared.error());
   if (auto loaded = store->load_feeds(); !loaded) return tl::unexpected(loaded.error());
+  auto records = Records::open(store->db_);
+  if (!records) return tl::unexpected(records.error());
+  store->records_ = std::move(*records);
+  // Ops stored before the records existed (migration 2), or by a store that did not merge, are
+  // folded now.
+  std::string stale_query = "SELECT count(*) FROM meta WHERE name = 'records_stale'";
+  auto stale = store->db_.query_int(stale_query);
+  if (!stale) return tl::unexpected(stale.error());
+  if (!options.merge_records) {
+    if (auto marked = store->db_.exec(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES ('records_stale', 1)");
+        !marked) {
+      return tl::unexpected(marked.error());
+    }
+  } else if (*stale > 0) {
+    auto rebuilt = store->rebuild_records();
+    if (!rebuilt)
+      return tl::unexpected(with_context(rebuilt.error(), "folding records of " + path));
+  }
   auto checkpointer = Checkpointer::start(path, options.sqlite_vfs, options.wal_checkpoint_pages);
   if (!checkpointer) return tl::unexpected(checkpointer.error());
   store->checkpointer_ = std::move(*checkpointer);
@@ -198,9 +218,16 @@ Result<std::uint64_t> OpStore::insert(const SignedOp& signed_op, std::map<FeedId
                     .bind(8, static_cast<std::int64_t>(now_ms))
                     .run();
   if (!stored) return tl::unexpected(stored.error());
+  auto arrival = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
   feed->head = FeedHead{h.seq, op.id()};
   staged[feed_id] = *feed;
-  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
+  if (auto folded = fold(op, arrival); !folded) return tl::unexpected(folded.error());
+  return arrival;
+}
+
+Result<void> OpStore::fold(const Op& op, std::uint64_t arrival) {
+  if (!options_.merge_records) return {};
+  return records_->fold(op, arrival);
 }
 
 // Writes each touched feed's new head once per batch, however many ops the batch added to it.
@@ -230,13 +257,41 @@ Result<Op> OpStore::build_op(const PublicKey& origin, HybridClock& clock, const 
   FeedId feed{origin, draft.channel};
   auto tip = tip_.find(feed);
   FeedHead head = tip != tip_.end() ? tip->second : this->head(feed);
-  auto op = Op::build(origin, head.seq + 1, head.id, clock.now(), draft);
+  auto record_name = std::make_pair(draft.channel, draft.key);
+  std::optional<OpDraft> with_heads;
+  if (draft.deps_from_heads && options_.merge_records) {
+    // The record's heads as stored, and the op built ahead of this one for the same record
+    // (not stored yet, so not among them). An op's deps may overlap: contexts are joined.
+    auto heads = records_->heads(draft.channel, draft.key);
+    if (!heads) return tl::unexpected(heads.error());
+    with_heads = draft;
+    with_heads->deps.clear();
+    const RecordTip* built = nullptr;
+    if (auto it = record_tip_.find(record_name); it != record_tip_.end()) built = &it->second;
+    if (built != nullptr) with_heads->deps.push_back(built->id);
+    for (const OpId& id : *heads) {
+      if (with_heads->deps.size() == limits::deps_max) break;  // see docs/merge.md
+      if (built != nullptr && std::ranges::find(built->covered, id) != built->covered.end()) {
+        continue;  // the op built ahead has seen it already
+      }
+      with_heads->deps.push_back(id);
+    }
+  }
+  auto op = Op::build(origin, head.seq + 1, head.id, clock.now(), with_heads ? *with_heads : draft);
   if (!op) return op;
   tip_[std::move(feed)] = FeedHead{op->header().seq, op->id()};
+  RecordTip& tip_of_record = record_tip_[std::move(record_name)];
+  tip_of_record.id = op->id();
+  // Bounded: a record's tip covers the deps of the ops built ahead of a commit, and the batches
+  // in flight are bounded.
+  for (const OpId& dep : op->header().deps) tip_of_record.covered.push_back(dep);
   return op;
 }
 
-void OpStore::abandon_built() { tip_.clear(); }
+void OpStore::abandon_built() {
+  tip_.clear();
+  record_tip_.clear();
+}
 
 Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> signed_ops) {
   std::vector<Appended> appended;
@@ -253,9 +308,11 @@ Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> si
       appended.push_back(Appended{signed_op.op.id(), h.channel, h.seq, h.hlc, *arrival});
     }
     if (auto heads = write_heads(staged); !heads) return heads;
+    if (auto flushed = records_->flush(); !flushed) return flushed;
     return txn->commit();
   }();
   if (!stored) {
+    records_->discard();
     abandon_built();  // ops built on top of this batch no longer extend any feed
     return tl::unexpected(stored.error());
   }
@@ -263,6 +320,12 @@ Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> si
   for (auto it = tip_.begin(); it != tip_.end();) {  // the tip is only kept while it is ahead
     it = head(it->first).seq >= it->second.seq ? tip_.erase(it) : std::next(it);
   }
+  for (auto it = record_tip_.begin(); it != record_tip_.end();) {
+    bool stored_now =
+        std::ranges::any_of(appended, [&](const Appended& a) { return a.id == it->second.id; });
+    it = stored_now ? record_tip_.erase(it) : std::next(it);
+  }
+  if (!appended.empty()) digests_.reset();
   return appended;
 }
 
@@ -296,6 +359,12 @@ Result<bool> OpStore::held(const Op& op, const Feed& feed) {
 }
 
 Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
+  auto report = ingest_batch(ops);
+  if (!report) records_->discard();  // the transaction rolled back
+  return report;
+}
+
+Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops) {
   // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
   std::vector<Result<void>> verified;
   verified.reserve(ops.size());
@@ -332,8 +401,10 @@ Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
   }
   if (report.stored == 0) return report;  // nothing to commit; the destructor rolls back
   if (auto heads = write_heads(staged); !heads) return tl::unexpected(heads.error());
+  if (auto flushed = records_->flush(); !flushed) return tl::unexpected(flushed.error());
   if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
   publish(staged, report.stored, arrival);
+  digests_.reset();
   return report;
 }
 
@@ -424,6 +495,69 @@ Result<std::uint64_t> OpStore::max_hlc(const PublicKey& origin) {
   auto hlc = static_cast<std::uint64_t>(stmt.column_int(0));
   stmt.reset();
   return hlc;
+}
+
+Result<Record> OpStore::record(const std::string& channel, const std::string& key) {
+  auto state = records_->state(channel, key);
+  if (!state) return tl::unexpected(state.error());
+  return Record{channel, key, std::move(*state)};
+}
+
+Result<std::vector<Record>> OpStore::conflicted(std::size_t limit) {
+  auto keys = records_->conflicted_keys(limit);
+  if (!keys) return tl::unexpected(keys.error());
+  std::vector<Record> out;
+  for (auto& [channel, key] : *keys) {
+    auto r = record(channel, key);
+    if (!r) return tl::unexpected(r.error());
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+Result<Digests> OpStore::digests() {
+  if (digests_ && !records_->changed()) return *digests_;
+  auto computed = records_->digests();
+  if (!computed) return tl::unexpected(computed.error());
+  digests_ = Digests{computed->first, std::move(computed->second)};
+  return *digests_;
+}
+
+Result<RebuildReport> OpStore::rebuild_records() {
+  RebuildReport report;
+  auto txn = Transaction::begin(db_);
+  if (!txn) return tl::unexpected(txn.error());
+  auto rebuilt = rebuild_in_transaction(report);
+  if (rebuilt) rebuilt = txn->commit();
+  if (!rebuilt) {
+    records_->discard();
+    return tl::unexpected(rebuilt.error());
+  }
+  digests_.reset();
+  return report;
+}
+
+Result<void> OpStore::rebuild_in_transaction(RebuildReport& report) {
+  if (auto cleared = records_->clear(); !cleared) return cleared;
+  std::uint64_t after = 0;
+  const std::size_t page = 1024;
+  for (;;) {
+    auto ops = arrived_after(after, page);
+    if (!ops) return tl::unexpected(ops.error());
+    if (ops->empty()) break;
+    for (const StoredOp& s : *ops) {
+      if (auto folded = records_->fold(s.signed_op.op, s.arrival); !folded) return folded;
+      after = s.arrival;
+      ++report.ops;
+    }
+    if (auto flushed = records_->flush(); !flushed) return flushed;  // bounds the cache
+  }
+  if (auto done = db_.exec("DELETE FROM meta WHERE name = 'records_stale'"); !done) return done;
+  auto records = db_.query_int("SELECT count(*) FROM records");
+  if (!records) return tl::unexpected(records.error());
+  report.records = static_cast<std::uint64_t>(*records);
+  report.pending = records_->pending_count();
+  return {};
 }
 
 }  // namespace ferry::storage

@@ -18,11 +18,13 @@
 #include "protocol/batch_signer.h"
 #include "protocol/feed_chain.h"
 #include "protocol/hlc.h"
+#include "protocol/merge.h"
 #include "protocol/node_key.h"
 #include "protocol/op.h"
 #include "protocol/version_vector.h"
 #include "storage/checkpointer.h"
 #include "storage/data_dir_lock.h"
+#include "storage/records.h"
 #include "storage/sqlite.h"
 
 namespace ferry::storage {
@@ -63,10 +65,32 @@ struct BatchLimits {
   std::size_t bytes_max = 0;
 };
 
+// One merged record (protocol/merge.h) as the store holds it.
+struct Record {
+  std::string channel;
+  std::string key;
+  RecordState state;
+};
+
+// The state digests (protocol/merge.h StateDigest) of everything held and of each channel.
+struct Digests {
+  Digest node{};
+  std::map<std::string, Digest> channels;
+};
+
+struct RebuildReport {
+  std::uint64_t ops = 0;      // ops folded
+  std::uint64_t records = 0;  // records after the rebuild
+  std::uint64_t pending = 0;  // ops still waiting for a dep the store does not hold
+};
+
 struct StoreOptions {
   std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
   std::size_t sign_threads = 2;  // threads that sign one appended batch (see batch_signer.h)
   int wal_checkpoint_pages = wal_checkpoint_pages_default;  // see checkpointer.h
+  // Fold ops into records as they are stored. Off only in the benchmark that measures what the
+  // merge costs; a store opened without it must be rebuilt (rebuild_records) before use.
+  bool merge_records = true;
 };
 
 class OpStore {
@@ -111,6 +135,28 @@ class OpStore {
 
   [[nodiscard]] Result<StoredOp> get(const OpId& id);
 
+  // ---- Records (the merge, protocol/merge.h) ----
+  // Every op is folded into its record (channel, key) in the transaction that stores it, once
+  // its deps and its origin's earlier ops of that record are held and folded; until then it is
+  // pending (held and forwarded like any op, but not yet in the record). build_op fills a
+  // draft's deps with the record's current heads (plus the ops built ahead of it) when
+  // draft.deps_from_heads is set.
+
+  // Errc::not_found for a record with no op folded in.
+  [[nodiscard]] Result<Record> record(const std::string& channel, const std::string& key);
+
+  // Records with at least one conflicting field, in (channel, key) order, at most limit.
+  [[nodiscard]] Result<std::vector<Record>> conflicted(std::size_t limit);
+
+  // Computed over every record in (channel, key) order; cached until the next commit.
+  [[nodiscard]] Result<Digests> digests();
+
+  // Recomputes every record from the ops held (all of them, in arrival order) in one
+  // transaction. The result must equal the incremental merge: `ferryctl rebuild` checks that.
+  [[nodiscard]] Result<RebuildReport> rebuild_records();
+
+  std::uint64_t pending_count() const { return records_->pending_count(); }
+
   // The newest arrival cursor (0 when empty).
   std::uint64_t last_arrival() const { return last_arrival_; }
   std::uint64_t op_count() const { return op_count_; }
@@ -141,6 +187,9 @@ class OpStore {
   [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
+  [[nodiscard]] Result<void> fold(const Op& op, std::uint64_t arrival);
+  [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops);
+  [[nodiscard]] Result<void> rebuild_in_transaction(RebuildReport& report);
 
   DataDirLock lock_;
   Database db_;
@@ -148,7 +197,14 @@ class OpStore {
   WallClock& wall_;
   StoreOptions options_;
   std::unique_ptr<Statements> stmts_;
+  std::unique_ptr<Records> records_;
   std::unique_ptr<Checkpointer> checkpointer_;  // after db_: it closes its connection first
+  struct RecordTip {  // the latest local op built for a record and not stored yet
+    OpId id{};
+    std::vector<OpId> covered;  // the ops it and the ops built before it named as deps
+  };
+  std::map<std::pair<std::string, std::string>, RecordTip> record_tip_;
+  std::optional<Digests> digests_;  // cached until records change
   std::map<FeedId, Feed> feeds_;
   std::map<FeedId, FeedHead> tip_;  // local feeds with ops built but not yet stored
   VersionVector vector_;

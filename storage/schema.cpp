@@ -7,7 +7,7 @@ namespace ferry::storage {
 namespace {
 
 // Append only: a migration that has shipped is never edited, the next one corrects it.
-constexpr std::array<const char*, 1> migrations = {
+constexpr std::array<const char*, 2> migrations = {
     // 1: feeds and ops. arrival is the local arrival cursor: ops are never deleted, so the rowid
     // (max + 1) only grows and AUTOINCREMENT's extra page write per commit is not needed. An id
     // is the hash of an envelope that names its feed and seq, so UNIQUE (feed_id, seq) already
@@ -35,6 +35,42 @@ CREATE TABLE ops (
   UNIQUE (feed_id, seq)
 );
 CREATE INDEX ops_by_id_prefix ON ops (id_prefix);
+)sql",
+    // 2: merged records (protocol/merge.h). Each op is folded into its record (channel, key) in
+    // the transaction that stores it: ops.record_id names the record and ops.context holds the
+    // op's causal context, NULL while the op is pending (waiting for a dep, or for an earlier op
+    // of its origin in that record, to be folded first). merge_pending lists the pending ops, each
+    // with the one id it waits for now. records.state is the encoded RecordState, records.tails
+    // the latest folded op of each origin in the record with its context (an origin has seen its
+    // own earlier ops), records.conflicts the number of conflicting fields. Ops stored before
+    // this migration are folded by a rebuild at the next open (meta 'records_stale').
+    R"sql(
+ALTER TABLE ops ADD COLUMN record_id INTEGER;
+ALTER TABLE ops ADD COLUMN context BLOB;
+CREATE TABLE records (
+  record_id INTEGER PRIMARY KEY,
+  channel   TEXT NOT NULL,
+  key       TEXT NOT NULL,
+  state     BLOB NOT NULL,
+  tails     BLOB NOT NULL,
+  conflicts INTEGER NOT NULL CHECK (conflicts >= 0),
+  UNIQUE (channel, key)
+);
+CREATE INDEX records_with_conflicts ON records (channel, key) WHERE conflicts > 0;
+CREATE TABLE merge_pending (
+  arrival   INTEGER PRIMARY KEY,
+  record_id INTEGER NOT NULL,
+  origin    BLOB NOT NULL CHECK (length(origin) = 32),
+  seq       INTEGER NOT NULL,
+  waits_for BLOB NOT NULL CHECK (length(waits_for) = 32)
+);
+CREATE INDEX merge_pending_by_origin ON merge_pending (record_id, origin, seq);
+CREATE INDEX merge_pending_by_wait ON merge_pending (waits_for);
+CREATE TABLE meta (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (name, value) SELECT 'records_stale', 1 WHERE EXISTS (SELECT 1 FROM ops);
 )sql",
 };
 

@@ -1,0 +1,106 @@
+// Folds stored ops into their records (protocol/merge.h) inside the store's transaction.
+//
+// The merge rules need causal delivery: an op is applied to its record only after its deps and
+// every earlier op of its origin in that record have been applied. Ops arrive in any order
+// (replication brings feeds one by one), so an op whose history is not complete yet is pending:
+// it is held like any op, listed in merge_pending with the one id it waits for now, and
+// folded the moment the last of those is. Which ops are folded is thus a function of the set of
+// ops held, and so is every record: the same ops give the same records and digests in any
+// arrival order. An op's context also takes in the context of its origin's previous op in the
+// record (the record's tails), because an origin has seen whatever its own earlier ops had seen.
+//
+// Records is owned by OpStore, shares its connection and runs on its thread. fold() is called
+// inside an open transaction for an op whose row is already in `ops`; the touched records are
+// cached until flush() writes each of them once, just before the commit, or discard() forgets
+// them after a rollback.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "protocol/merge.h"
+#include "protocol/op.h"
+#include "storage/sqlite.h"
+
+namespace ferry::storage {
+
+class Records {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<Records>> open(Database& db);
+  ~Records();
+  Records(const Records&) = delete;
+  Records& operator=(const Records&) = delete;
+
+  // Folds the op stored at `arrival` (or makes it pending), then every pending op it completes.
+  [[nodiscard]] Result<void> fold(const Op& op, std::uint64_t arrival);
+
+  // Writes the records folded into since the last flush; call before committing.
+  [[nodiscard]] Result<void> flush();
+
+  // The transaction rolled back: forgets what was folded since the last flush.
+  void discard();
+
+  // The current heads of a record, as a new local op's default deps; empty for a new record.
+  [[nodiscard]] Result<std::vector<OpId>> heads(const std::string& channel, const std::string& key);
+
+  // Errc::not_found when no op of the record has been folded.
+  [[nodiscard]] Result<RecordState> state(const std::string& channel, const std::string& key);
+
+  [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> conflicted_keys(
+      std::size_t limit);
+
+  // Node and per-channel digests over every record, in (channel, key) order.
+  [[nodiscard]] Result<std::pair<Digest, std::map<std::string, Digest>>> digests();
+
+  // Empties every record and makes every op unfolded, inside the caller's transaction.
+  [[nodiscard]] Result<void> clear();
+
+  std::uint64_t pending_count() const { return pending_count_; }
+  // Whether anything changed since digests() last ran (cleared by digests()).
+  bool changed() const { return changed_; }
+
+ private:
+  struct Tail {
+    std::uint64_t seq = 0;
+    Context context;
+  };
+  struct Cached {
+    std::int64_t record_id = 0;
+    std::string channel;
+    std::string key;
+    RecordState state;
+    std::map<PublicKey, Tail> tails;
+    bool dirty = false;
+  };
+  struct Statements;
+  // What an op waits for, or the context it is folded with.
+  struct Readiness {
+    std::optional<Context> context;
+    std::vector<OpId> waits;
+  };
+
+  explicit Records(Database& db);
+  [[nodiscard]] Result<void> prepare();
+  [[nodiscard]] Result<Cached*> load(const std::string& channel, const std::string& key,
+                                     bool create);
+  [[nodiscard]] Result<Readiness> readiness(const Op& op, const Cached& record);
+  [[nodiscard]] Result<void> fold_one(const Op& op, std::uint64_t arrival, bool was_pending,
+                                      std::deque<OpId>& changed);
+  [[nodiscard]] Result<void> wake(const OpId& id, std::deque<OpId>& changed);
+  [[nodiscard]] Result<void> reload_counts();
+
+  Database& db_;
+  std::unique_ptr<Statements> stmts_;
+  std::map<std::pair<std::string, std::string>, Cached> cache_;
+  std::int64_t next_record_id_ = 1;
+  std::uint64_t pending_count_ = 0;
+  bool changed_ = true;
+};
+
+}  // namespace ferry::storage
