@@ -332,4 +332,32 @@ Result<json> Client::status() {
   });
 }
 
+Result<json> Client::get(std::string_view key, std::optional<std::string> channel) {
+  return guarded([&]() -> Result<json> {
+    json request = {{"cmd", "get"}, {"key", std::string(key)}};
+    if (channel) request["channel"] = std::move(*channel);
+    auto reply = impl_->call(request, {});
+    if (!reply) return reply;
+    auto it = reply->find("record");
+    if (it == reply->end() || !it->is_object()) {
+      return fail(Errc::malformed, "get: the reply lacks its `record` map");
+    }
+    return std::move(*it);
+  });
+}
+
+Result<json> Client::conflicts(std::size_t limit) {
+  return guarded([&]() -> Result<json> {
+    json request = {{"cmd", "conflicts"}};
+    if (limit > 0) request["limit"] = limit;
+    auto reply = impl_->call(request, {});
+    if (!reply) return reply;
+    auto it = reply->find("conflicts");
+    if (it == reply->end() || !it->is_array()) {
+      return fail(Errc::malformed, "conflicts: the reply lacks its `conflicts` array");
+    }
+    return std::move(*it);
+  });
+}
+
 }  // namespace ferry::client

@@ -42,7 +42,9 @@ struct Submission {
   nlohmann::json body = nlohmann::json::object();  // must be an object; sent as a msgpack map
   std::optional<std::string> channel{};            // default on the daemon: station/<node name>
   std::optional<std::string> author{};             // the agent filing for a citizen
-  std::vector<std::string> deps{};                 // record heads seen; sent only when not empty
+  // Record heads seen, sent only when not empty; empty lets the daemon name the record's current
+  // heads (docs/ipc.md, submit).
+  std::vector<std::string> deps{};
 };
 
 // The daemon's answer to a submit: the op is durable once this arrives.
@@ -92,6 +94,15 @@ class Client {
 
   // The node at a glance: the reply without `ok`.
   [[nodiscard]] Result<nlohmann::json> status();
+
+  // The merged record (channel, key): the reply's RECORD map (docs/ipc.md, `get`). Without a
+  // channel the daemon uses its default channel. Errc::not_found when no op of it is held.
+  [[nodiscard]] Result<nlohmann::json> get(std::string_view key,
+                                           std::optional<std::string> channel = std::nullopt);
+
+  // The records with open conflicts: the reply's `conflicts` array of {channel, key, fields}.
+  // limit 0 leaves the daemon's default (100).
+  [[nodiscard]] Result<nlohmann::json> conflicts(std::size_t limit = 0);
 
   const ClientOptions& options() const;
 

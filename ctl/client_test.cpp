@@ -300,6 +300,62 @@ TEST_CASE("a bad endpoint and a request that is not a map are malformed") {
   CHECK(other.call(json::array({"status"})).error().code == Errc::malformed);
 }
 
+json record_map() {
+  return {{"channel", "station/huaniao"},         {"key", "HN-1"},
+          {"fields", {{"status", "approved"}}},   {"counters", {{"hours", -2}}},
+          {"sets", {{"documents", {"id-card"}}}}, {"heads", {id_a}},
+          {"conflicts", json::array()},           {"ops", 3},
+          {"updated_hlc", 117309ULL << 16}};
+}
+
+TEST_CASE("get sends the key and the channel only when given, and returns the record map") {
+  test::TempDir dir;
+  FakeDaemon fake(endpoint_in(dir), [](const json& request) {
+    if (request["key"] == "HN-404") {
+      return map_reply(
+          {{"ok", false}, {"error", {{"code", "not_found"}, {"message", "no record HN-404"}}}});
+    }
+    if (request["key"] == "HN-odd") return map_reply({{"ok", true}, {"record", "HN-odd"}});
+    return map_reply({{"ok", true}, {"record", record_map()}});
+  });
+  Client client(options_for(endpoint_in(dir)));
+  auto record = client.get("HN-1");
+  REQUIRE(record.has_value());
+  CHECK(*record == record_map());
+  CHECK(client.get("HN-1", "desk/permits").has_value());
+  auto missing = client.get("HN-404");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == Errc::not_found);
+  CHECK(missing.error().detail == "not_found: no record HN-404");
+  CHECK(client.get("HN-odd").error().code == Errc::malformed);
+  auto requests = fake.requests();
+  REQUIRE(requests.size() == 4);
+  CHECK(requests[0] == json{{"cmd", "get"}, {"key", "HN-1"}});
+  CHECK(requests[1] == json{{"cmd", "get"}, {"key", "HN-1"}, {"channel", "desk/permits"}});
+}
+
+TEST_CASE("conflicts sends the limit only when given, and returns the conflicts array") {
+  test::TempDir dir;
+  const json listed = json::array(
+      {{{"channel", "station/huaniao"}, {"key", "HH-42"}, {"fields", {"label", "phone"}}}});
+  FakeDaemon fake(endpoint_in(dir), [&listed](const json& request) {
+    if (request.contains("limit") && request["limit"] == 7) {
+      return map_reply({{"ok", true}, {"conflicts", {{"channel", "x"}}}});
+    }
+    return map_reply({{"ok", true}, {"conflicts", listed}});
+  });
+  Client client(options_for(endpoint_in(dir)));
+  auto all = client.conflicts();
+  REQUIRE(all.has_value());
+  CHECK(*all == listed);
+  CHECK(client.conflicts(5).has_value());
+  CHECK(client.conflicts(7).error().code == Errc::malformed);  // not an array
+  auto requests = fake.requests();
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[0] == json{{"cmd", "conflicts"}});
+  CHECK(requests[1] == json{{"cmd", "conflicts"}, {"limit", 5}});
+}
+
 TEST_CASE("IPC error codes map to Errc") {
   CHECK(errc_for_ipc_code("bad_request") == Errc::malformed);
   CHECK(errc_for_ipc_code("storage_full") == Errc::disk_full);

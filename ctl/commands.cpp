@@ -20,9 +20,12 @@
 #include "config/config.h"
 #include "ctl/client.h"
 #include "ctl/op_json.h"
+#include "protocol/hex.h"
 #include "protocol/hlc.h"
+#include "protocol/ipc.h"
 #include "protocol/node_key.h"
 #include "storage/audit.h"
+#include "storage/op_store.h"
 
 namespace ferry::ctl {
 namespace {
@@ -75,6 +78,11 @@ struct PullArgs {
   std::vector<std::string> channels;
 };
 
+struct GetArgs {
+  std::string key;
+  std::string channel;
+};
+
 struct Args {
   Globals globals;
   InitArgs init;
@@ -83,6 +91,8 @@ struct Args {
   std::string track_id;
   LogArgs log;
   PullArgs pull;
+  GetArgs get;
+  std::size_t conflicts_limit = 0;
 };
 
 int failed(std::string_view message) {
@@ -308,6 +318,79 @@ int cmd_export(const Globals& g) {
   return std::cout ? exit_ok : failed("cannot write to stdout");
 }
 
+// Channels whose digest differs between two computations (or that only one of them has).
+json changed_channels(const storage::Digests& before, const storage::Digests& after) {
+  std::set<std::string> names;
+  for (const auto& [channel, digest] : before.channels) names.insert(channel);
+  for (const auto& [channel, digest] : after.channels) names.insert(channel);
+  json changed = json::array();
+  for (const std::string& channel : names) {
+    auto b = before.channels.find(channel);
+    auto a = after.channels.find(channel);
+    json b_hex = b == before.channels.end() ? json(nullptr) : json(to_hex(b->second));
+    json a_hex = a == after.channels.end() ? json(nullptr) : json(to_hex(a->second));
+    if (b_hex != a_hex) {
+      changed.push_back({{"channel", channel}, {"before", b_hex}, {"after", a_hex}});
+    }
+  }
+  return changed;
+}
+
+void print_rebuild(const json& r) {
+  std::cout << "before    " << text_or(r, "before") << "\n"
+            << "after     " << text_or(r, "after") << "\n"
+            << "ops       " << uint_or(r, "ops") << " folded into " << uint_or(r, "records")
+            << " records, " << uint_or(r, "pending") << " pending (waiting for deps)\n";
+  for (const json& c : r["changed_channels"]) {
+    std::cout << "channel   " << text_or(c, "channel") << ": " << text_or(c, "before", "-")
+              << " before, " << text_or(c, "after", "-") << " after\n";
+  }
+  if (r["ok"].get<bool>()) {
+    std::cout << "ok: the records rebuilt from the ops match the incremental merge\n";
+  } else {
+    std::cout << "MISMATCH: the records rebuilt from the ops differ from the incremental merge "
+                 "(the store now holds the rebuilt ones)\n";
+  }
+}
+
+// Offline: opens the store itself (the directory lock keeps ferryd out meanwhile).
+int cmd_rebuild(const Globals& g) {
+  auto cfg = load(g);
+  if (!cfg) return failed(cfg.error());
+  std::string db = cfg->node.data_dir + "/" + storage::database_file_name;
+  std::error_code ec;
+  if (!std::filesystem::exists(db, ec)) return failed("no store at " + db + ": nothing to rebuild");
+  SystemWallClock wall;
+  auto store = storage::OpStore::open(cfg->node.data_dir, wall);
+  if (!store) {
+    if (store.error().code == Errc::busy) {
+      return failed(store.error().detail +
+                    ": stop ferryd first, rebuild needs the store to itself");
+    }
+    return failed(store.error());
+  }
+  auto before = (*store)->digests();
+  if (!before) return failed(before.error());
+  auto report = (*store)->rebuild_records();
+  if (!report) return failed(report.error());
+  auto after = (*store)->digests();
+  if (!after) return failed(after.error());
+  bool same = before->node == after->node;
+  json result = {{"ok", same},
+                 {"before", to_hex(before->node)},
+                 {"after", to_hex(after->node)},
+                 {"ops", report->ops},
+                 {"records", report->records},
+                 {"pending", report->pending},
+                 {"changed_channels", changed_channels(*before, *after)}};
+  if (g.json) {
+    print_json(result);
+  } else {
+    print_rebuild(result);
+  }
+  return same ? exit_ok : exit_failure;
+}
+
 // ---- online commands --------------------------------------------------------------------------
 
 const json& object_at(const json& object, const char* key) {
@@ -341,6 +424,11 @@ std::string errors_text(const json& errors) {
   return out.empty() ? "none" : out;
 }
 
+// "1 channel", "2 channels".
+std::string count_text(std::size_t count, const std::string& noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 int cmd_status(const Globals& g) {
   auto online = connect(g);
   if (!online) return failed(online.error());
@@ -357,6 +445,9 @@ int cmd_status(const Globals& g) {
             << "ops           " << uint_or(*status, "ops") << " in " << uint_or(*status, "feeds")
             << " feeds, last arrival " << uint_or(*status, "last_arrival") << "\n"
             << "clock         " << hlc_text(uint_or(*status, "hlc")) << "\n"
+            << "digest        " << text_or(*status, "digest") << " ("
+            << count_text(object_at(*status, "channels").size(), "channel") << ")\n"
+            << "pending       " << uint_or(*status, "pending") << " ops waiting for their deps\n"
             << "uptime        " << duration_text(uint_or(*status, "uptime_ms")) << "\n"
             << "version       " << text_or(*status, "version") << "\n"
             << "ipc requests  " << uint_or(ipc, "requests")
@@ -442,6 +533,97 @@ int cmd_track(const std::string& id, const Globals& g) {
     print_json(printable(*tracked));
   } else {
     print_fields(printable(*tracked));
+  }
+  return exit_ok;
+}
+
+// "name      first line" and the other lines indented below it; "-" when there are none.
+void print_section(const std::string& name, const std::vector<std::string>& lines) {
+  std::string pad(10, ' ');
+  std::cout << name << pad.substr(std::min(name.size(), pad.size() - 1));
+  if (lines.empty()) std::cout << "-\n";
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::cout << (i == 0 ? "" : pad) << lines[i] << "\n";
+  }
+}
+
+std::vector<std::string> entry_lines(const json& map) {
+  std::vector<std::string> lines;
+  for (const auto& [field, value] : map.items()) lines.push_back(field + " = " + json_text(value));
+  return lines;
+}
+
+std::vector<std::string> conflict_lines(const json& conflicts) {
+  std::vector<std::string> lines;
+  for (const json& c : conflicts) {
+    const json& values = c.contains("values") ? c["values"] : json::array();
+    lines.push_back(text_or(c, "field") + ": " + std::to_string(values.size()) +
+                    " concurrent values, the first wins");
+    for (const json& v : values) {
+      std::string author = v.contains("author") && v["author"].is_string()
+                               ? ", by " + v["author"].get<std::string>()
+                               : "";
+      lines.push_back("  " + (v.contains("value") ? json_text(v["value"]) : "?") + "  (" +
+                      utc_text_ms(hlc_ms(uint_or(v, "hlc"))) + author + ", op " +
+                      text_or(v, "id").substr(0, short_id_digits) + " from " +
+                      text_or(v, "origin").substr(0, short_id_digits) + ")");
+    }
+  }
+  return lines;
+}
+
+void print_record(const json& record) {
+  std::vector<std::string> heads;
+  for (const json& head : record.value("heads", json::array())) {
+    heads.push_back(head.is_string() ? head.get<std::string>() : json_text(head));
+  }
+  std::cout << "record    " << text_or(record, "channel") << " " << text_or(record, "key") << "\n"
+            << "ops       " << uint_or(record, "ops") << ", updated "
+            << hlc_text(uint_or(record, "updated_hlc")) << "\n";
+  print_section("heads", heads);
+  print_section("fields", entry_lines(object_at(record, "fields")));
+  print_section("counters", entry_lines(object_at(record, "counters")));
+  print_section("sets", entry_lines(object_at(record, "sets")));
+  print_section("conflicts", conflict_lines(record.value("conflicts", json::array())));
+}
+
+int cmd_get(const GetArgs& a, bool has_channel, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  std::optional<std::string> channel;
+  if (has_channel) channel = a.channel;
+  auto record = online->client.get(a.key, channel);
+  if (!record) return ipc_failed(*online, record.error());
+  if (g.json) {
+    print_json(printable(*record));
+  } else {
+    print_record(printable(*record));
+  }
+  return exit_ok;
+}
+
+int cmd_conflicts(std::size_t limit, const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto conflicts = online->client.conflicts(limit);
+  if (!conflicts) return ipc_failed(*online, conflicts.error());
+  if (g.json) {
+    print_json(printable(*conflicts));
+    return exit_ok;
+  }
+  for (const json& c : *conflicts) {
+    std::string fields;
+    for (const json& field : c.value("fields", json::array())) {
+      fields += (fields.empty() ? "" : ", ") + (field.is_string() ? field.get<std::string>() : "?");
+    }
+    std::cout << text_or(c, "channel") << "  " << text_or(c, "key") << "  " << fields << "\n";
+  }
+  std::size_t shown = limit > 0 ? limit : ipc::conflicts_limit_default;
+  if (conflicts->empty()) {
+    std::cout << "no conflicts\n";
+  } else if (conflicts->size() >= shown) {
+    std::cout << "(the first " << conflicts->size()
+              << " records with conflicts; --limit shows more)\n";
   }
   return exit_ok;
 }
@@ -537,6 +719,9 @@ void define_offline(CLI::App& app, Args& a, Commands& commands) {
   commands.emplace_back(verify, [&a] { return cmd_verify(a.globals); });
   auto* exp = app.add_subcommand("export", "Print every op as JSON Lines, in arrival order");
   commands.emplace_back(exp, [&a] { return cmd_export(a.globals); });
+  auto* rebuild = app.add_subcommand(
+      "rebuild", "Recompute every record from the ops and compare digests (ferryd stopped)");
+  commands.emplace_back(rebuild, [&a] { return cmd_rebuild(a.globals); });
 }
 
 void define_submit(CLI::App& app, Args& a, Commands& commands) {
@@ -554,6 +739,22 @@ void define_submit(CLI::App& app, Args& a, Commands& commands) {
   commands.emplace_back(submit, [&a, channel, author] {
     return cmd_submit(a.submit, channel->count() > 0, author->count() > 0, a.globals);
   });
+}
+
+void define_records(CLI::App& app, Args& a, Commands& commands) {
+  auto* get =
+      app.add_subcommand("get", "Show one merged record: fields, counters, sets, conflicts");
+  get->add_option("key", a.get.key, "The record's key, e.g. a case number")->required();
+  auto* channel = get->add_option("--channel", a.get.channel, "Default: station/<node name>");
+  commands.emplace_back(get,
+                        [&a, channel] { return cmd_get(a.get, channel->count() > 0, a.globals); });
+  auto* conflicts = app.add_subcommand("conflicts", "List the records with open conflicts");
+  conflicts
+      ->add_option(
+          "--limit", a.conflicts_limit,
+          "Records at most (default 100, at most " + std::to_string(ipc::conflicts_limit_max) + ")")
+      ->check(CLI::Range(std::size_t{1}, ipc::conflicts_limit_max));
+  commands.emplace_back(conflicts, [&a] { return cmd_conflicts(a.conflicts_limit, a.globals); });
 }
 
 void define_online(CLI::App& app, Args& a, Commands& commands) {
@@ -579,6 +780,7 @@ void define_online(CLI::App& app, Args& a, Commands& commands) {
   pull->add_option("--channel", a.pull.channels, "Only these channels (repeatable)")
       ->allow_extra_args(false);
   commands.emplace_back(pull, [&a] { return cmd_pull(a.pull, a.globals); });
+  define_records(app, a, commands);
 }
 
 Commands define(CLI::App& app, Args& a) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "config/config.h"
 #include "ctl/fake_daemon.h"
 #include "protocol/hex.h"
+#include "storage/data_dir_lock.h"
 #include "storage/op_store.h"
 #include "tests/support/test_support.h"
 
@@ -184,6 +186,9 @@ TEST_CASE("online commands print the daemon's replies") {
            {"last_arrival", 5},
            {"uptime_ms", 3'723'000},
            {"version", "0.1.0"},
+           {"digest", std::string(64, 'f')},
+           {"channels", {{"station/huaniao", std::string(64, 'f')}}},
+           {"pending", 1},
            {"ipc", {{"requests", 9}, {"errors", {{"busy", 2}}}}}});
     }
     if (cmd == "submit") {
@@ -201,6 +206,9 @@ TEST_CASE("online commands print the daemon's replies") {
   CHECK(status.out.find("huaniao (station)") != std::string::npos);
   CHECK(status.out.find("1h 2m 3s") != std::string::npos);
   CHECK(status.out.find("busy 2") != std::string::npos);
+  CHECK(status.out.find("digest        " + std::string(64, 'f') + " (1 channel)\n") !=
+        std::string::npos);
+  CHECK(status.out.find("pending       1 ops waiting for their deps\n") != std::string::npos);
   CHECK(json::parse(ferryctl({"-c", node.config, "status", "--json"}).out)["ops"] == 5);
 
   auto submitted =
@@ -218,6 +226,146 @@ TEST_CASE("online commands print the daemon's replies") {
   auto missing = ferryctl({"-c", node.config, "op", std::string(64, 'e')});
   CHECK(missing.code == exit_failure);
   CHECK(missing.err == "ferryctl: not_found: no such op\n");
+}
+
+// A body that sets one field through the merge: {"set": {field: value}}.
+std::vector<std::uint8_t> set_body(const std::string& field, const std::string& value) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(1);
+  pk.pack(std::string("set"));
+  pk.pack_map(1);
+  pk.pack(field);
+  pk.pack(value);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  return {data, data + buffer.size()};
+}
+
+json conflicted_record() {
+  return {{"channel", "station/huaniao"},
+          {"key", "HH-42"},
+          {"fields", {{"label", "Chen family"}, {"photo", json::binary({0xca, 0xfe})}}},
+          {"counters", {{"visits", -2}}},
+          {"sets", json::object()},
+          {"heads", {std::string(64, 'a'), std::string(64, 'b')}},
+          {"conflicts",
+           {{{"field", "label"},
+             {"values",
+              {{{"value", "Chen family"},
+                {"id", std::string(64, 'b')},
+                {"origin", std::string(64, 'd')},
+                {"author", "hub-desk"},
+                {"hlc", 1790000000000ULL << 16}},
+               {{"value", "Chen household"},
+                {"id", std::string(64, 'a')},
+                {"origin", std::string(64, 'e')},
+                {"author", nullptr},
+                {"hlc", 1789999999000ULL << 16}}}}}}},
+          {"ops", 2},
+          {"updated_hlc", 1790000000000ULL << 16}};
+}
+
+TEST_CASE("get prints the record's sections, and conflicts one line per record") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json& request) {
+    if (request["cmd"] == "get" && request["key"] == "HH-42") {
+      return map_reply({{"ok", true}, {"record", conflicted_record()}});
+    }
+    if (request["cmd"] == "get") {
+      return map_reply(
+          {{"ok", false}, {"error", {{"code", "not_found"}, {"message", "no record"}}}});
+    }
+    if (request.contains("limit")) return map_reply({{"ok", true}, {"conflicts", json::array()}});
+    return map_reply(
+        {{"ok", true},
+         {"conflicts",
+          {{{"channel", "station/huaniao"}, {"key", "HH-42"}, {"fields", {"label", "phone"}}}}}});
+  });
+  auto shown = ferryctl({"-c", node.config, "get", "HH-42", "--channel", "station/huaniao"});
+  REQUIRE(shown.code == exit_ok);
+  CHECK(shown.out ==
+        "record    station/huaniao HH-42\n"
+        "ops       2, updated 117309440000000000 (2026-09-21T14:13:20.000Z)\n"
+        "heads     " +
+            std::string(64, 'a') +
+            "\n"
+            "          " +
+            std::string(64, 'b') +
+            "\n"
+            "fields    label = \"Chen family\"\n"
+            "          photo = {\"bin\":\"cafe\"}\n"
+            "counters  visits = -2\n"
+            "sets      -\n"
+            "conflicts label: 2 concurrent values, the first wins\n"
+            "            \"Chen family\"  (2026-09-21T14:13:20.000Z, by hub-desk, op bbbbbbbbbbbb "
+            "from "
+            "dddddddddddd)\n"
+            "            \"Chen household\"  (2026-09-21T14:13:19.000Z, op aaaaaaaaaaaa from "
+            "eeeeeeeeeeee)\n");
+  CHECK(fake.requests().back() ==
+        json{{"cmd", "get"}, {"key", "HH-42"}, {"channel", "station/huaniao"}});
+  auto as_json = ferryctl({"-c", node.config, "--json", "get", "HH-42"});
+  REQUIRE(as_json.code == exit_ok);
+  json printed = json::parse(as_json.out);
+  CHECK(printed["conflicts"][0]["values"][1]["author"].is_null());
+  CHECK(printed["fields"]["photo"] == json{{"bin", "cafe"}});
+  CHECK(fake.requests().back() == json{{"cmd", "get"}, {"key", "HH-42"}});
+  auto missing = ferryctl({"-c", node.config, "get", "HH-43"});
+  CHECK(missing.code == exit_failure);
+  CHECK(missing.err == "ferryctl: not_found: no record\n");
+  CHECK(ferryctl({"-c", node.config, "get"}).code == exit_usage);
+
+  auto listed = ferryctl({"-c", node.config, "conflicts"});
+  REQUIRE(listed.code == exit_ok);
+  CHECK(listed.out == "station/huaniao  HH-42  label, phone\n");
+  CHECK(fake.requests().back() == json{{"cmd", "conflicts"}});
+  auto none = ferryctl({"-c", node.config, "conflicts", "--limit", "3"});
+  CHECK(none.out == "no conflicts\n");
+  CHECK(fake.requests().back() == json{{"cmd", "conflicts"}, {"limit", 3}});
+  CHECK(json::parse(ferryctl({"-c", node.config, "conflicts", "--json"}).out)[0]["key"] == "HH-42");
+  CHECK(ferryctl({"-c", node.config, "conflicts", "--limit", "0"}).code == exit_usage);
+  CHECK(ferryctl({"-c", node.config, "conflicts", "--limit", "1001"}).code == exit_usage);
+}
+
+TEST_CASE("rebuild recomputes the records offline and refuses while the directory is in use") {
+  Node node;
+  node.append({ferry::test::draft("station/huaniao", "HN-1", set_body("status", "filed")),
+               ferry::test::draft("station/huaniao", "HN-1", set_body("status", "approved")),
+               ferry::test::draft("broadcast", "B", set_body("notice", "ferry at 9"))});
+  auto rebuilt = ferryctl({"-c", node.config, "rebuild"});
+  INFO(rebuilt.out << rebuilt.err);
+  REQUIRE(rebuilt.code == exit_ok);
+  auto lines = lines_of(rebuilt.out);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0].starts_with("before    "));
+  CHECK(lines[0].substr(10) == lines[1].substr(10));
+  CHECK(lines[2] == "ops       3 folded into 2 records, 0 pending (waiting for deps)");
+  CHECK(lines[3] == "ok: the records rebuilt from the ops match the incremental merge");
+
+  auto as_json = ferryctl({"-c", node.config, "rebuild", "--json"});
+  REQUIRE(as_json.code == exit_ok);
+  json report = json::parse(as_json.out);
+  CHECK(report["ok"] == true);
+  CHECK(report["before"] == lines[0].substr(10));
+  CHECK(report["after"] == report["before"]);
+  CHECK(report["records"] == 2);
+  CHECK(report["changed_channels"] == json::array());
+
+  {
+    auto lock = storage::DataDirLock::acquire(node.dir.str());  // as a running ferryd holds it
+    REQUIRE(lock);
+    auto refused = ferryctl({"-c", node.config, "rebuild"});
+    CHECK(refused.code == exit_failure);
+    CHECK(refused.err.find("is in use by another ferry process") != std::string::npos);
+    CHECK(refused.err.find("stop ferryd first") != std::string::npos);
+    CHECK(refused.out.empty());
+  }
+
+  Node empty;
+  auto nothing = ferryctl({"-c", empty.config, "rebuild"});
+  CHECK(nothing.code == exit_failure);
+  CHECK(nothing.err.find("nothing to rebuild") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(empty.dir.file("ferry.db")));
 }
 
 TEST_CASE("log keeps the last N matching ops, newest last, and pull prints JSON lines") {

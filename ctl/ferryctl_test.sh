@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ferryctl as an admin runs it: help, usage errors, init, id, and status without a daemon.
+# ferryctl as an admin runs it: help, usage errors, init, id, and status, get and rebuild without
+# a daemon.
 # Usage: ferryctl_test.sh PATH_TO_FERRYCTL
 set -euo pipefail
 ferryctl=$1
@@ -55,6 +56,12 @@ grep -q "^ferryctl: ferryd is not running at ipc://$node/ferryd.sock (" "$tmp/er
   fail "status without ferryd does not say it is not running"
 expect 1 "$ferryctl" -c "$node/ferry.toml" submit --kind case.submit --key HN-1 --set a=1 --timeout 100
 grep -q "not running" "$tmp/err" || fail "submit without ferryd does not say it is not running"
+expect 1 "$ferryctl" -c "$node/ferry.toml" get HN-1 --timeout 100
+grep -q "not running" "$tmp/err" || fail "get without ferryd does not say it is not running"
+expect 2 "$ferryctl" -c "$node/ferry.toml" conflicts --limit 0
+expect 1 "$ferryctl" -c "$node/ferry.toml" rebuild  # a node that never ran has no store
+grep -q "nothing to rebuild" "$tmp/err" || fail "rebuild without a store does not say so"
+[ ! -e "$node/ferry.db" ] || fail "rebuild created a store"
 expect 1 "$ferryctl" -c "$tmp/missing.toml" status
 grep -q "missing.toml" "$tmp/err" || fail "a missing config is not named"
 

@@ -36,6 +36,8 @@ ipc::Parsed<ipc::Bytes> Node::read(const ipc::Request& request, const IpcCounter
   if (const auto* r = std::get_if<ipc::OpRequest>(&request)) return op(r->id);
   if (const auto* r = std::get_if<ipc::TrackRequest>(&request)) return track(r->id);
   if (std::holds_alternative<ipc::StatusRequest>(request)) return status(counters);
+  if (const auto* r = std::get_if<ipc::GetRequest>(&request)) return get(*r);
+  if (const auto* r = std::get_if<ipc::ConflictsRequest>(&request)) return conflicts(*r);
   return tl::unexpected(ipc::Failure{ipc::Code::internal, "not a read request"});
 }
 
@@ -57,10 +59,55 @@ ipc::Parsed<ipc::Bytes> Node::track(const OpId& id) {
   return ipc::encode_track(stored->stored_at_ms);
 }
 
-ipc::Bytes Node::status(const IpcCounters& counters) {
+ipc::Parsed<ipc::Bytes> Node::get(const ipc::GetRequest& request) {
+  const std::string& channel = request.channel.empty() ? default_channel_ : request.channel;
+  auto record = store_->record(channel, request.key);
+  if (!record) {
+    if (record.error().code == Errc::not_found) {
+      return tl::unexpected(
+          ipc::Failure{ipc::Code::not_found, "no record " + request.key + " in " + channel});
+    }
+    return failure_for(record.error());
+  }
+  ipc::ReplyWriter w;
+  w.packer().pack_map(2);
+  w.key("ok");
+  w.packer().pack_true();
+  w.key("record");
+  w.record(record->channel, record->key, record->state);
+  return w.take();
+}
+
+ipc::Parsed<ipc::Bytes> Node::conflicts(const ipc::ConflictsRequest& request) {
+  auto records = store_->conflicted(request.limit);
+  if (!records) return failure_for(records.error());
   ipc::ReplyWriter w;
   auto& pk = w.packer();
-  pk.pack_map(9);
+  pk.pack_map(2);
+  w.key("ok");
+  pk.pack_true();
+  w.key("conflicts");
+  pk.pack_array(static_cast<std::uint32_t>(records->size()));
+  for (const storage::Record& record : *records) {
+    std::vector<ConflictView> views = ferry::conflicts(record.state);
+    pk.pack_map(3);
+    w.key("channel");
+    w.text(record.channel);
+    w.key("key");
+    w.text(record.key);
+    w.key("fields");
+    pk.pack_array(static_cast<std::uint32_t>(views.size()));
+    for (const ConflictView& view : views) w.text(view.field);
+  }
+  return w.take();
+}
+
+ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
+  auto digests = store_->digests();
+  if (!digests) return failure_for(digests.error());
+  ipc::ReplyWriter w;
+  auto& pk = w.packer();
+  pk.pack_map(12);
   w.key("ok");
   pk.pack_true();
   w.key("node");
@@ -85,6 +132,16 @@ ipc::Bytes Node::status(const IpcCounters& counters) {
   w.text(ferry_version);
   w.key("hlc");
   pk.pack_uint64(clock_.last());
+  w.key("digest");
+  w.id(digests->node);
+  w.key("channels");
+  pk.pack_map(static_cast<std::uint32_t>(digests->channels.size()));
+  for (const auto& [channel, digest] : digests->channels) {
+    w.key(channel);
+    w.id(digest);
+  }
+  w.key("pending");
+  pk.pack_uint64(store_->pending_count());
   w.key("ipc");
   pk.pack_map(6);
   w.key("requests");

@@ -42,7 +42,8 @@ class Node {
   Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::OpStore> store,
        WallClock& wall);
 
-  // op, track, status: answered at once (the reply, or the failure to answer with).
+  // op, track, status, get, conflicts: answered at once (the reply, or the failure to answer
+  // with).
   ipc::Parsed<ipc::Bytes> read(const ipc::Request& request, const IpcCounters& counters);
 
   // The next op for a draft (its channel defaulted to station/<name>); an error fails only it.
@@ -65,9 +66,11 @@ class Node {
   const config::Config& config() const { return config_; }
 
  private:
-  ipc::Bytes status(const IpcCounters& counters);
+  ipc::Parsed<ipc::Bytes> status(const IpcCounters& counters);
   ipc::Parsed<ipc::Bytes> op(const OpId& id);
   ipc::Parsed<ipc::Bytes> track(const OpId& id);
+  ipc::Parsed<ipc::Bytes> get(const ipc::GetRequest& request);
+  ipc::Parsed<ipc::Bytes> conflicts(const ipc::ConflictsRequest& request);
 
   config::Config config_;
   NodeKey key_;

@@ -6,6 +6,7 @@
 
 #include "protocol/hex.h"
 #include "protocol/limits.h"
+#include "protocol/merge.h"
 
 namespace ferry::ipc {
 namespace {
@@ -87,6 +88,11 @@ Parsed<Bytes> body_field(const Field& field) {
   }
   Bytes body(field.bytes.begin(), field.bytes.end());
   if (auto valid = validate_body(body); !valid) return bad(valid.error().detail);
+  // The merge would ignore a malformed `set`, `inc`, `add` or `del` part; the writer learns of
+  // it now rather than never.
+  if (auto merged = validate_merge_body(body); !merged) {
+    return bad("body: " + merged.error().detail);
+  }
   return body;
 }
 
@@ -145,10 +151,13 @@ Parsed<Request> parse_submit(Fields& f) {
     if (!a) return tl::unexpected(a.error());
     r.draft.author = std::move(*a);
   }
+  // Without deps the store names the record's current heads; explicit deps, even none, are kept.
   if (const Object* deps = f.take("deps"); deps != nullptr) {
     auto d = deps_field(deps);
     if (!d) return tl::unexpected(d.error());
     r.draft.deps = std::move(*d);
+  } else {
+    r.draft.deps_from_heads = true;
   }
   if (auto rest = f.none_left("submit"); !rest) return tl::unexpected(rest.error());
   return r;
@@ -196,6 +205,34 @@ Parsed<Request> parse_pull(Fields& f, const RequestLimits& limits) {
   return r;
 }
 
+Parsed<Request> parse_get(Fields& f) {
+  GetRequest r;
+  const Object* key = f.take("key");
+  if (key == nullptr) return bad("get: key is required");
+  auto k = bounded_text(key, "key", limits::key_bytes_max);
+  if (!k) return tl::unexpected(k.error());
+  r.key = std::move(*k);
+  if (const Object* channel = f.take("channel"); channel != nullptr) {
+    auto c = bounded_text(channel, "channel", limits::channel_bytes_max);
+    if (!c) return tl::unexpected(c.error());
+    r.channel = std::move(*c);
+  }
+  if (auto rest = f.none_left("get"); !rest) return tl::unexpected(rest.error());
+  return r;
+}
+
+Parsed<Request> parse_conflicts(Fields& f) {
+  ConflictsRequest r{conflicts_limit_default};
+  if (const Object* limit = f.take("limit"); limit != nullptr) {
+    auto l = number(limit, "limit", conflicts_limit_max);
+    if (!l) return tl::unexpected(l.error());
+    if (*l == 0) return bad("limit: must be at least 1");
+    r.limit = static_cast<std::size_t>(*l);
+  }
+  if (auto rest = f.none_left("conflicts"); !rest) return tl::unexpected(rest.error());
+  return r;
+}
+
 Parsed<Request> dispatch(const std::string& cmd, Fields& f, const RequestLimits& limits) {
   if (cmd == "submit") return parse_submit(f);
   if (cmd == "op" || cmd == "track") {
@@ -205,6 +242,8 @@ Parsed<Request> dispatch(const std::string& cmd, Fields& f, const RequestLimits&
     return TrackRequest{*id};
   }
   if (cmd == "pull") return parse_pull(f, limits);
+  if (cmd == "get") return parse_get(f);
+  if (cmd == "conflicts") return parse_conflicts(f);
   if (cmd == "status") {
     if (auto rest = f.none_left("status"); !rest) return tl::unexpected(rest.error());
     return StatusRequest{};
@@ -328,6 +367,77 @@ void ReplyWriter::key(std::string_view k) {
 void ReplyWriter::text(std::string_view v) { key(v); }
 
 void ReplyWriter::id(const Digest& d) { text(to_hex(d)); }
+
+void ReplyWriter::value(std::span<const std::uint8_t> encoded) {
+  buffer_.write(reinterpret_cast<const char*>(encoded.data()), encoded.size());
+}
+
+void ReplyWriter::record(std::string_view channel, std::string_view record_key,
+                         const RecordState& state) {
+  packer_.pack_map(9);
+  key("channel");
+  text(channel);
+  key("key");
+  text(record_key);
+  key("fields");
+  auto fields = winning_values(state);
+  packer_.pack_map(static_cast<std::uint32_t>(fields.size()));
+  for (const auto& [field, encoded] : fields) {
+    key(field);
+    value(encoded);
+  }
+  key("counters");
+  packer_.pack_map(static_cast<std::uint32_t>(state.counters.size()));
+  for (const auto& [field, sum] : state.counters) {
+    key(field);
+    packer_.pack_int64(sum);
+  }
+  key("sets");
+  auto sets = set_elements(state);
+  packer_.pack_map(static_cast<std::uint32_t>(sets.size()));
+  for (const auto& [field, elements] : sets) {
+    key(field);
+    packer_.pack_array(static_cast<std::uint32_t>(elements.size()));
+    for (const auto& element : elements) value(element);
+  }
+  key("heads");
+  packer_.pack_array(static_cast<std::uint32_t>(state.heads.size()));
+  for (const auto& [dot, head] : state.heads) id(head);
+  key("conflicts");
+  conflict_views(conflicts(state));
+  key("ops");
+  packer_.pack_uint64(state.ops);
+  key("updated_hlc");
+  packer_.pack_uint64(state.updated_hlc);
+}
+
+void ReplyWriter::conflict_views(const std::vector<ConflictView>& views) {
+  packer_.pack_array(static_cast<std::uint32_t>(views.size()));
+  for (const ConflictView& view : views) {
+    packer_.pack_map(2);
+    key("field");
+    text(view.field);
+    key("values");
+    packer_.pack_array(static_cast<std::uint32_t>(view.values.size()));
+    for (const ConflictValue& v : view.values) {
+      packer_.pack_map(5);
+      key("value");
+      value(v.value);
+      key("id");
+      id(v.id);
+      key("origin");
+      id(v.origin);
+      key("author");
+      if (v.author) {
+        text(*v.author);
+      } else {
+        packer_.pack_nil();
+      }
+      key("hlc");
+      packer_.pack_uint64(v.hlc);
+    }
+  }
+}
 
 void ReplyWriter::op(const SignedOp& signed_op, std::uint64_t arrival, std::uint64_t stored_at) {
   const OpHeader& h = signed_op.op.header();

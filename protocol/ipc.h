@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "protocol/merge.h"
 #include "protocol/op.h"
 
 namespace ferry::ipc {
@@ -45,7 +46,8 @@ using Parsed = tl::expected<T, Failure>;
 Code code_for(const Error& error);
 
 struct SubmitRequest {
-  OpDraft draft;  // channel empty when the request named none
+  // channel empty when the request named none; deps_from_heads set when it named no deps
+  OpDraft draft;
 };
 struct OpRequest {
   OpId id{};
@@ -60,8 +62,21 @@ struct PullRequest {
   std::vector<std::string> channels;  // empty: every channel
 };
 struct StatusRequest {};
+struct GetRequest {
+  std::string key;
+  std::string channel;  // empty when the request named none: the node's default channel
+};
+struct ConflictsRequest {
+  std::size_t limit = 0;  // records at most
+};
 
-using Request = std::variant<SubmitRequest, OpRequest, TrackRequest, PullRequest, StatusRequest>;
+using Request = std::variant<SubmitRequest, OpRequest, TrackRequest, PullRequest, StatusRequest,
+                             GetRequest, ConflictsRequest>;
+
+// Records listed by one `conflicts` reply: by default, and at most.
+inline constexpr std::size_t conflicts_limit_default = 100;
+inline constexpr std::size_t conflicts_limit_max = 1000;
+static_assert(conflicts_limit_default <= conflicts_limit_max);
 
 struct RequestLimits {
   std::size_t request_bytes_max = 256 * 1024;
@@ -86,10 +101,16 @@ class ReplyWriter {
   void key(std::string_view k);
   void text(std::string_view v);
   void id(const Digest& d);
+  // One encoded msgpack value, written as it is (canonical merge values are).
+  void value(std::span<const std::uint8_t> encoded);
   void op(const SignedOp& op, std::uint64_t arrival, std::uint64_t stored_at_ms);
+  // The RECORD map of docs/ipc.md (`get`): winning fields, counters, set elements, heads and
+  // conflicts of one merged record.
+  void record(std::string_view channel, std::string_view key, const RecordState& state);
   Bytes take();
 
  private:
+  void conflict_views(const std::vector<ConflictView>& views);
   msgpack::sbuffer buffer_;
   msgpack::packer<msgpack::sbuffer> packer_;
 };

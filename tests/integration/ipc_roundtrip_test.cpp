@@ -216,7 +216,7 @@ TEST_CASE_METHOD(RoundTrip, "status reports the node, its ops, feeds and request
   INFO(r);
   REQUIRE(r["ok"].boolean());
   CHECK(r.keys() == sorted({"ok", "node", "ops", "feeds", "last_arrival", "uptime_ms", "version",
-                            "hlc", "ipc"}));
+                            "hlc", "digest", "channels", "pending", "ipc"}));
   CHECK(r["node"].keys() == sorted({"name", "id", "role"}));
   CHECK(r["ops"].u64() == 3);
   CHECK(r["feeds"].u64() == 2);
@@ -224,6 +224,13 @@ TEST_CASE_METHOD(RoundTrip, "status reports the node, its ops, feeds and request
   CHECK(r["hlc"].u64() >= s3["hlc"].u64());
   CHECK(r["uptime_ms"].u64() >= status0["uptime_ms"].u64());
   CHECK(r["version"].str() == "0.1.0");
+  CHECK(is_id(r["digest"]));
+  CHECK(r["digest"] != status0["digest"]);
+  // s1 names deps this node does not hold, so it waits, and s2 (after it in the same record and
+  // feed) waits for it: only P-77 is merged (merge_ipc_test.cpp checks how digests change).
+  CHECK(r["pending"].u64() == 2);
+  CHECK(r["channels"].keys() == std::vector<std::string>{"desk/permits"});
+  CHECK(is_id(r["channels"]["desk/permits"]));
   const Value& ipc = r["ipc"];
   CHECK(ipc.keys() == sorted({"requests", "errors", "submit_queue", "pulls_waiting", "disconnects",
                               "unsent_replies"}));
