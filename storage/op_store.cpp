@@ -86,8 +86,8 @@ Result<std::unique_ptr<OpStore>> OpStore::open(const std::string& data_dir, Wall
   auto version = check_database(*db, path);
   if (!version) return tl::unexpected(version.error());
   // Only now, with the file known to be ours, does anything write to it.
-  for (const char* pragma :
-       {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
+  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",
+                             "PRAGMA foreign_keys = ON", "PRAGMA cache_size = -32768"}) {
     if (auto set = db->exec(pragma); !set) return tl::unexpected(set.error());
   }
   auto mode = db->query_text("PRAGMA journal_mode");
@@ -130,8 +130,8 @@ Result<void> OpStore::prepare() {
   std::vector<std::string> sql = {
       "INSERT INTO feeds (origin, channel, head_seq, head_id) VALUES (?1, ?2, ?3, ?4)",
       "UPDATE feeds SET head_seq = ?1, head_id = ?2 WHERE feed_id = ?3",
-      "INSERT INTO ops (id, id_prefix, feed_id, seq, hlc, envelope, signature, stored_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+      "INSERT INTO ops (id, id_prefix, feed_id, seq, hlc, envelope, signature, stored_at, "
+      "record_id, context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
       "SELECT id FROM ops WHERE feed_id = ?1 AND seq = ?2",
       select + "WHERE id_prefix = ?1 AND id = ?2",
       select + "WHERE feed_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -208,26 +208,44 @@ Result<std::uint64_t> OpStore::insert(const SignedOp& signed_op, std::map<FeedId
     if (!added) return tl::unexpected(added.error());
     feed->feed_id = sqlite3_last_insert_rowid(db_.handle());
   }
-  auto stored = s.insert_op.bind(1, bytes_of(op.id()))
-                    .bind(2, id_prefix(op.id()))
-                    .bind(3, feed->feed_id)
-                    .bind(4, static_cast<std::int64_t>(h.seq))
-                    .bind(5, static_cast<std::int64_t>(h.hlc))
-                    .bind(6, op.bytes())
-                    .bind(7, std::span<const std::uint8_t>(signed_op.signature))
-                    .bind(8, static_cast<std::int64_t>(now_ms))
-                    .run();
+  // The op is folded into its record first, so that its row is written once, with its record
+  // and context (NULL while it waits for a dep).
+  std::optional<Placement> placement;
+  if (options_.merge_records) {
+    auto placed = records_->place(op);
+    if (!placed) return tl::unexpected(placed.error());
+    placement = std::move(*placed);
+  }
+  Statement& insert_op = s.insert_op;
+  insert_op.bind(1, bytes_of(op.id()))
+      .bind(2, id_prefix(op.id()))
+      .bind(3, feed->feed_id)
+      .bind(4, static_cast<std::int64_t>(h.seq))
+      .bind(5, static_cast<std::int64_t>(h.hlc))
+      .bind(6, op.bytes())
+      .bind(7, std::span<const std::uint8_t>(signed_op.signature))
+      .bind(8, static_cast<std::int64_t>(now_ms));
+  if (placement) {
+    insert_op.bind(9, placement->record_id);
+  } else {
+    insert_op.bind_null(9);
+  }
+  if (placement && placement->context) {
+    insert_op.bind(10, *placement->context);
+  } else {
+    insert_op.bind_null(10);
+  }
+  auto stored = insert_op.run();
   if (!stored) return tl::unexpected(stored.error());
   auto arrival = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
   feed->head = FeedHead{h.seq, op.id()};
   staged[feed_id] = *feed;
-  if (auto folded = fold(op, arrival); !folded) return tl::unexpected(folded.error());
+  if (placement) {
+    if (auto done = records_->placed(op, arrival, *placement); !done) {
+      return tl::unexpected(done.error());
+    }
+  }
   return arrival;
-}
-
-Result<void> OpStore::fold(const Op& op, std::uint64_t arrival) {
-  if (!options_.merge_records) return {};
-  return records_->fold(op, arrival);
 }
 
 // Writes each touched feed's new head once per batch, however many ops the batch added to it.

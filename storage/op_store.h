@@ -187,7 +187,6 @@ class OpStore {
   [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
-  [[nodiscard]] Result<void> fold(const Op& op, std::uint64_t arrival);
   [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops);
   [[nodiscard]] Result<void> rebuild_in_transaction(RebuildReport& report);
 

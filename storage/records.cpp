@@ -42,21 +42,25 @@ tl::unexpected<Error> damaged(const std::string& what) {
   return fail(Errc::corrupt, "record store: " + what + " is damaged");
 }
 
-// [[origin (bin 32), seq, context (bin)], ...] in origin order.
-std::vector<std::uint8_t> encode_tails(
-    const std::map<PublicKey, std::pair<std::uint64_t, std::vector<std::uint8_t>>>& tails) {
+void pack_bytes(msgpack::packer<msgpack::sbuffer>& pk, std::span<const std::uint8_t> bytes) {
+  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
+                   static_cast<std::uint32_t>(bytes.size()));
+}
+
+// [[origin (bin 32), seq, id (bin 32)], ...] in origin order. The tails' contexts are not kept
+// here: each is in its op's row, and they would make the record row rewritten with every batch
+// much larger.
+template <class Tails>
+std::vector<std::uint8_t> encode_tails(const Tails& tails) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
   pk.pack_array(static_cast<std::uint32_t>(tails.size()));
   for (const auto& [origin, tail] : tails) {
     pk.pack_array(3);
-    pk.pack_bin(static_cast<std::uint32_t>(origin.size()));
-    pk.pack_bin_body(reinterpret_cast<const char*>(origin.data()),
-                     static_cast<std::uint32_t>(origin.size()));
-    pk.pack_uint64(tail.first);
-    pk.pack_bin(static_cast<std::uint32_t>(tail.second.size()));
-    pk.pack_bin_body(reinterpret_cast<const char*>(tail.second.data()),
-                     static_cast<std::uint32_t>(tail.second.size()));
+    pack_bytes(pk, origin);
+    pk.pack_uint64(tail.seq);
+    pack_bytes(pk, tail.id);
   }
   const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
   return {data, data + buffer.size()};
@@ -134,7 +138,7 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
       return damaged("the state of record " + key + " in " + channel);
     }
     record.state = std::move(*state);
-    // Tails: [[origin, seq, context], ...].
+    // Tails: [[origin, seq, id], ...]; their contexts are read from their ops' rows below.
     auto tails_bytes = stmt.column_blob(2);
     try {
       auto handle =
@@ -147,20 +151,34 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
             t.via.array.ptr[0].type != msgpack::type::BIN ||
             t.via.array.ptr[0].via.bin.size != public_key_bytes ||
             t.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER ||
-            t.via.array.ptr[2].type != msgpack::type::BIN) {
+            t.via.array.ptr[2].type != msgpack::type::BIN ||
+            t.via.array.ptr[2].via.bin.size != digest_bytes) {
           throw msgpack::type_error();
         }
-        const auto* origin = reinterpret_cast<const std::uint8_t*>(t.via.array.ptr[0].via.bin.ptr);
-        const auto* ctx = reinterpret_cast<const std::uint8_t*>(t.via.array.ptr[2].via.bin.ptr);
-        auto context = decode_context({ctx, t.via.array.ptr[2].via.bin.size});
-        if (!context) throw msgpack::type_error();
-        record.tails[array_of<public_key_bytes>({origin, public_key_bytes})] =
-            Tail{t.via.array.ptr[1].via.u64, std::move(*context)};
+        auto bin = [&](int element) {
+          const msgpack::object_bin& b = t.via.array.ptr[element].via.bin;
+          return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(b.ptr),
+                                               b.size);
+        };
+        record.tails[array_of<public_key_bytes>(bin(0))] =
+            Tail{t.via.array.ptr[1].via.u64, array_of<digest_bytes>(bin(2)), Context{}};
       }
     } catch (const std::exception&) {
       stmt.reset();
       return damaged("the tails of record " + key + " in " + channel);
     }
+    stmt.reset();
+    for (auto& [origin, tail] : record.tails) {
+      Statement& dep = stmts_->dep_info;
+      auto found = dep.bind(1, id_prefix(tail.id)).bind(2, bytes_of(tail.id)).step();
+      if (!found) return tl::unexpected(found.error());
+      auto context = *found ? decode_context(dep.column_blob(1)) : Result<Context>{};
+      bool held = *found && dep.column_int(0) == record.record_id && !dep.column_blob(1).empty();
+      dep.reset();
+      if (!held || !context) return damaged("the tails of record " + key + " in " + channel);
+      tail.context = std::move(*context);
+    }
+    return &cache_.emplace(std::move(name), std::move(record)).first->second;
   } else if (create) {
     record.record_id = next_record_id_++;
     record.dirty = true;  // the row must exist for the ops that name it
@@ -176,6 +194,14 @@ Result<Records::Readiness> Records::readiness(const Op& op, const Cached& record
   const OpHeader& h = op.header();
   std::vector<DepContext> deps;
   for (const OpId& dep : h.deps) {
+    // Most deps are the latest op of their origin in this record, whose context the record's
+    // tails hold: no lookup needed.
+    auto tail =
+        std::ranges::find_if(record.tails, [&](const auto& t) { return t.second.id == dep; });
+    if (tail != record.tails.end()) {
+      deps.push_back(DepContext{Dot{tail->first, tail->second.seq}, tail->second.context});
+      continue;
+    }
     Statement& stmt = stmts_->dep_info;
     auto row = stmt.bind(1, id_prefix(dep)).bind(2, bytes_of(dep)).step();
     if (!row) return tl::unexpected(row.error());
@@ -222,6 +248,54 @@ Result<Records::Readiness> Records::readiness(const Op& op, const Cached& record
   return Readiness{context_of(h.origin, h.seq, deps), {}};
 }
 
+void Records::apply_to(Cached& record, const Op& op, const Context& context) {
+  const OpHeader& h = op.header();
+  apply(record.state, merge_op_of(op), context);
+  record.tails[h.origin] = Tail{h.seq, op.id(), context};
+  record.dirty = true;
+  changed_ = true;
+}
+
+Result<Placement> Records::place(const Op& op) {
+  const OpHeader& h = op.header();
+  auto record = load(h.channel, h.key, true);
+  if (!record) return tl::unexpected(record.error());
+  Cached& r = **record;
+  auto ready = readiness(op, r);
+  if (!ready) return tl::unexpected(ready.error());
+  Placement placement{r.record_id, std::nullopt, {}};
+  if (ready->context) {
+    apply_to(r, op, *ready->context);
+    placement.context = encode_context(*ready->context);
+  } else {
+    FERRY_ASSERT(ready->waits.size() == 1);
+    placement.waits_for = ready->waits.front();
+  }
+  return placement;
+}
+
+Result<void> Records::placed(const Op& op, std::uint64_t arrival, const Placement& placement) {
+  std::deque<OpId> changed;
+  if (!placement.context) {
+    ++pending_count_;
+    auto listed = stmts_->put_pending.bind(1, static_cast<std::int64_t>(arrival))
+                      .bind(2, placement.record_id)
+                      .bind(3, bytes_of(op.header().origin))
+                      .bind(4, static_cast<std::int64_t>(op.header().seq))
+                      .bind(5, bytes_of(placement.waits_for))
+                      .run();
+    if (!listed) return listed;
+  }
+  // Ops waiting for this one learn that it is folded, or at least in which record it is.
+  changed.push_back(op.id());
+  while (!changed.empty()) {
+    OpId id = changed.front();
+    changed.pop_front();
+    if (auto woken = wake(id, changed); !woken) return woken;
+  }
+  return {};
+}
+
 Result<void> Records::fold(const Op& op, std::uint64_t arrival) {
   std::deque<OpId> changed;
   if (auto done = fold_one(op, arrival, false, changed); !done) return done;
@@ -244,10 +318,7 @@ Result<void> Records::fold_one(const Op& op, std::uint64_t arrival, bool was_pen
   if (!ready) return tl::unexpected(ready.error());
   const auto at = static_cast<std::int64_t>(arrival);
   if (ready->context) {
-    apply(r.state, merge_op_of(op), *ready->context);
-    r.tails[h.origin] = Tail{h.seq, *ready->context};
-    r.dirty = true;
-    changed_ = true;
+    apply_to(r, op, *ready->context);
     auto folded = stmts_->set_folded.bind(1, r.record_id)
                       .bind(2, encode_context(*ready->context))
                       .bind(3, at)
@@ -307,20 +378,20 @@ Result<void> Records::wake(const OpId& id, std::deque<OpId>& changed) {
 Result<void> Records::flush() {
   for (auto& [name, r] : cache_) {
     if (!r.dirty) continue;
-    std::map<PublicKey, std::pair<std::uint64_t, std::vector<std::uint8_t>>> tails;
-    for (const auto& [origin, tail] : r.tails) {
-      tails.emplace(origin, std::make_pair(tail.seq, encode_context(tail.context)));
-    }
+    auto conflicting = std::ranges::count_if(
+        r.state.registers, [](const auto& field) { return field.second.size() > 1; });
     auto written = stmts_->upsert_record.bind(1, r.record_id)
                        .bind(2, r.channel)
                        .bind(3, r.key)
                        .bind(4, encode_state(r.state))
-                       .bind(5, encode_tails(tails))
-                       .bind(6, static_cast<std::int64_t>(conflicts(r.state).size()))
+                       .bind(5, encode_tails(r.tails))
+                       .bind(6, static_cast<std::int64_t>(conflicting))
                        .run();
     if (!written) return written;
+    r.dirty = false;
   }
-  cache_.clear();
+  // Clean records stay for the next batches; the cache is bounded by emptying it when full.
+  if (cache_.size() > record_cache_max) cache_.clear();
   return {};
 }
 
@@ -340,7 +411,6 @@ Result<std::vector<OpId>> Records::heads(const std::string& channel, const std::
   if (*record != nullptr) {
     for (const auto& [dot, id] : (*record)->state.heads) ids.push_back(id);
   }
-  cache_.erase(std::make_pair(channel, key));  // outside a transaction nothing is cached
   return ids;
 }
 
@@ -348,12 +418,9 @@ Result<RecordState> Records::state(const std::string& channel, const std::string
   auto record = load(channel, key, false);
   if (!record) return tl::unexpected(record.error());
   if (*record == nullptr || (*record)->state.ops == 0) {
-    if (*record != nullptr) cache_.erase(std::make_pair(channel, key));
     return fail(Errc::not_found, "no record " + key + " in channel " + channel);
   }
-  RecordState state = std::move((*record)->state);
-  cache_.erase(std::make_pair(channel, key));
-  return state;
+  return (*record)->state;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> Records::conflicted_keys(

@@ -9,10 +9,14 @@
 // arrival order. An op's context also takes in the context of its origin's previous op in the
 // record (the record's tails), because an origin has seen whatever its own earlier ops had seen.
 //
-// Records is owned by OpStore, shares its connection and runs on its thread. fold() is called
-// inside an open transaction for an op whose row is already in `ops`; the touched records are
-// cached until flush() writes each of them once, just before the commit, or discard() forgets
-// them after a rollback.
+// Records is owned by OpStore, shares its connection and runs on its thread. A new op is folded
+// in two steps around the insert of its row: place() folds it into its (cached) record or finds
+// what it waits for, so that the row is written once with its record and context; placed()
+// then lists it as pending, or folds the pending ops that waited for it. fold() does both for an
+// op whose row is already stored (a rebuild). All of it runs inside an open transaction; the
+// touched records are written once per batch by flush(), just before the commit, and stay
+// cached (at most record_cache_max of them) for the next batches; discard() forgets the cache
+// after a rollback.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,16 @@
 
 namespace ferry::storage {
 
+// Decoded records kept between batches; past this many the cache is emptied after a flush.
+inline constexpr std::size_t record_cache_max = 4096;
+
+// Where a new op goes: its record, and its context when it could be folded at once.
+struct Placement {
+  std::int64_t record_id = 0;
+  std::optional<std::vector<std::uint8_t>> context;  // encoded; empty while pending
+  OpId waits_for{};                                  // while pending
+};
+
 class Records {
  public:
   [[nodiscard]] static Result<std::unique_ptr<Records>> open(Database& db);
@@ -37,7 +51,14 @@ class Records {
   Records(const Records&) = delete;
   Records& operator=(const Records&) = delete;
 
-  // Folds the op stored at `arrival` (or makes it pending), then every pending op it completes.
+  // Before the op's row is inserted: folds it, or finds what it waits for.
+  [[nodiscard]] Result<Placement> place(const Op& op);
+  // After the row is inserted at `arrival` with placement's record and context.
+  [[nodiscard]] Result<void> placed(const Op& op, std::uint64_t arrival,
+                                    const Placement& placement);
+
+  // Folds the op whose row is at `arrival` (or makes it pending), then every pending op it
+  // completes.
   [[nodiscard]] Result<void> fold(const Op& op, std::uint64_t arrival);
 
   // Writes the records folded into since the last flush; call before committing.
@@ -68,6 +89,7 @@ class Records {
  private:
   struct Tail {
     std::uint64_t seq = 0;
+    OpId id{};
     Context context;
   };
   struct Cached {
@@ -94,6 +116,7 @@ class Records {
                                       std::deque<OpId>& changed);
   [[nodiscard]] Result<void> wake(const OpId& id, std::deque<OpId>& changed);
   [[nodiscard]] Result<void> reload_counts();
+  void apply_to(Cached& record, const Op& op, const Context& context);
 
   Database& db_;
   std::unique_ptr<Statements> stmts_;

@@ -40,6 +40,12 @@ Statement& Statement::bind(int index, std::span<const std::uint8_t> blob) {
   return *this;
 }
 
+Statement& Statement::bind_null(int index) {
+  int rc = sqlite3_bind_null(stmt_.get(), index);
+  FERRY_ASSERT(rc == SQLITE_OK);
+  return *this;
+}
+
 Result<bool> Statement::step() {
   int rc = sqlite3_step(stmt_.get());
   if (rc == SQLITE_ROW) return true;

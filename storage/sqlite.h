@@ -34,6 +34,7 @@ class Statement {
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view text);
   Statement& bind(int index, std::span<const std::uint8_t> blob);
+  Statement& bind_null(int index);
 
   // true while a row is available; false when done.
   [[nodiscard]] Result<bool> step();
