@@ -806,22 +806,23 @@ Result<json> body_from_text(std::string_view text) {
   return body;
 }
 
+// `--set` writes record fields through the merge (docs/merge.md): the body is {"set": {...}}.
 Result<json> body_from_sets(const std::vector<std::string>& sets) {
-  json body = json::object();
+  json fields = json::object();
   for (const std::string& set : sets) {
     auto eq = set.find('=');
     if (eq == std::string::npos || eq == 0) {
       return fail(Errc::malformed, "--set " + set + ": expected field=value");
     }
     std::string field = set.substr(0, eq);
-    if (body.contains(field)) return fail(Errc::malformed, "--set " + field + ": given twice");
+    if (fields.contains(field)) return fail(Errc::malformed, "--set " + field + ": given twice");
     std::string text = set.substr(eq + 1);
     json value = json::parse(text, nullptr, false);
     bool scalar =
         !value.is_discarded() && (value.is_number() || value.is_boolean() || value.is_null());
-    body[field] = scalar ? value : json(text);
+    fields[field] = scalar ? value : json(text);
   }
-  return body;
+  return json{{"set", std::move(fields)}};
 }
 
 std::string utc_text_ms(std::uint64_t ms) {

@@ -89,9 +89,11 @@ json op_map(std::uint64_t arrival, const std::string& key) {
 }
 
 TEST_CASE("submit --set values are JSON scalars when they parse as one, strings otherwise") {
-  auto body = body_from_sets({"n=12", "f=-1.5", "yes=true", "no=false", "none=null", "s=hello",
+  auto sets = body_from_sets({"n=12", "f=-1.5", "yes=true", "no=false", "none=null", "s=hello",
                               "zip=007", "empty=", "eq=a=b", "list=[1]", "name=陈晓玲"});
-  REQUIRE(body);
+  REQUIRE(sets);
+  REQUIRE(sets->size() == 1);  // the fields go to the merge's `set` part, nothing else
+  auto body = &(*sets)["set"];
   CHECK((*body)["n"] == 12);
   CHECK((*body)["f"] == -1.5);
   CHECK((*body)["yes"] == true);
@@ -221,7 +223,7 @@ TEST_CASE("online commands print the daemon's replies") {
                      {"kind", "case.submit"},
                      {"key", "HN-9"},
                      {"author", "agent-7"},
-                     {"body", {{"fee", 12}, {"who", "陈晓玲"}}}});
+                     {"body", {{"set", {{"fee", 12}, {"who", "陈晓玲"}}}}}});
 
   auto missing = ferryctl({"-c", node.config, "op", std::string(64, 'e')});
   CHECK(missing.code == exit_failure);
