@@ -150,8 +150,25 @@ class FerryClient:
                 yield op, op["arrival"]
             after = page["next"]
 
+    def get(self, key, channel=None):
+        """The record `key` (in `channel`, default station/<node name>) merged from its ops:
+        {"channel", "key", "fields", "counters", "sets", "heads", "conflicts", "ops",
+        "updated_hlc"}. Bodies change records through "set" (fields), "inc" (counters) and
+        "add"/"del" (sets). Raises FerryError("not_found") for a record with no op."""
+        request = {"cmd": "get", "key": key}
+        if channel is not None:
+            request["channel"] = channel
+        return self._call(request)["record"]
+
+    def conflicts(self, limit=None):
+        """Records with concurrent writes of one field: [{"channel", "key", "fields"}, ...]."""
+        request = {"cmd": "conflicts"}
+        if limit is not None:
+            request["limit"] = int(limit)
+        return self._call(request)["conflicts"]
+
     def status(self):
         """The node at a glance: node {name, id, role}, ops, feeds, last_arrival, uptime_ms,
-        version, hlc, ipc {requests, errors, submit_queue, pulls_waiting, disconnects,
-        unsent_replies}."""
+        version, hlc, digest, channels {channel: digest}, pending, ipc {requests, errors,
+        submit_queue, pulls_waiting, disconnects, unsent_replies}."""
         return self._call({"cmd": "status"})

@@ -46,6 +46,29 @@ class FerryClientTest(unittest.TestCase):
         self.assertIsInstance(status["version"], str)
         self.assertEqual(status["ipc"]["errors"].keys() >= {"bad_request", "not_found"}, True)
 
+    def test_records_merge_set_inc_and_add(self):
+        key = "HH-%d" % time.time_ns()
+        first = self.ferry.submit("household.create", key,
+                                  {"set": {"label": "Chen"}, "add": {"members": ["陈晓玲"]}})
+        second = self.ferry.submit("household.update", key,
+                                   {"set": {"label": "Chen Xiaoling"}, "inc": {"visits": 2}})
+        record = self.ferry.get(key)
+        self.assertEqual(record["fields"], {"label": "Chen Xiaoling"})
+        self.assertEqual(record["counters"], {"visits": 2})
+        self.assertEqual(record["sets"], {"members": ["陈晓玲"]})
+        self.assertEqual(record["heads"], [second["id"]])  # it named the first as its dep
+        self.assertEqual(record["ops"], 2)
+        self.assertEqual(record["conflicts"], [])
+        self.assertNotEqual(first["id"], second["id"])
+        self.assertEqual(self.ferry.conflicts(), [])
+        with self.assertRaises(FerryError) as missing:
+            self.ferry.get(key + "-none")
+        self.assertEqual(missing.exception.code, "not_found")
+        with self.assertRaises(FerryError) as bad:
+            self.ferry.submit("household.update", key, {"inc": {"visits": "two"}})
+        self.assertEqual(bad.exception.code, "bad_request")
+        self.assertRegex(self.ferry.status()["digest"], ID)
+
     def test_submit_then_op_track_and_pull(self):
         before = self.ferry.status()
         body = {"service": "household-registration", "applicant": "陈晓玲",
