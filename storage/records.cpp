@@ -16,6 +16,7 @@ struct Records::Statements {
   Statement earlier_pending;
   Statement waiting_for;
   Statement envelope_at;
+  Statement tail_at;
   Statement conflicted;
   Statement all_records;
 };
@@ -48,19 +49,18 @@ void pack_bytes(msgpack::packer<msgpack::sbuffer>& pk, std::span<const std::uint
                    static_cast<std::uint32_t>(bytes.size()));
 }
 
-// [[origin (bin 32), seq, id (bin 32)], ...] in origin order. The tails' contexts are not kept
-// here: each is in its op's row, and they would make the record row rewritten with every batch
-// much larger.
+// [[origin (bin 32), seq], ...] in origin order. The tails' ids and contexts are not kept here:
+// each tail is the op at (origin, channel, seq), whose row holds both, and they would make the
+// record row rewritten with every batch much larger.
 template <class Tails>
 std::vector<std::uint8_t> encode_tails(const Tails& tails) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
   pk.pack_array(static_cast<std::uint32_t>(tails.size()));
   for (const auto& [origin, tail] : tails) {
-    pk.pack_array(3);
+    pk.pack_array(2);
     pack_bytes(pk, origin);
     pk.pack_uint64(tail.seq);
-    pack_bytes(pk, tail.id);
   }
   const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
   return {data, data + buffer.size()};
@@ -95,6 +95,8 @@ Result<void> Records::prepare() {
       "WHERE p.record_id = ?1 AND p.origin = ?2 AND p.seq < ?3 ORDER BY p.seq DESC LIMIT 1",
       "SELECT arrival FROM merge_pending WHERE waits_for = ?1 ORDER BY arrival",
       "SELECT envelope FROM ops WHERE arrival = ?1",
+      "SELECT o.id, o.record_id, o.context FROM ops o JOIN feeds f USING (feed_id) "
+      "WHERE f.origin = ?1 AND f.channel = ?2 AND o.seq = ?3",
       "SELECT channel, key FROM records WHERE conflicts > 0 ORDER BY channel, key LIMIT ?1",
       "SELECT channel, key, state FROM records ORDER BY channel, key",
   };
@@ -108,7 +110,8 @@ Result<void> Records::prepare() {
       new Statements{std::move(prepared[0]), std::move(prepared[1]), std::move(prepared[2]),
                      std::move(prepared[3]), std::move(prepared[4]), std::move(prepared[5]),
                      std::move(prepared[6]), std::move(prepared[7]), std::move(prepared[8]),
-                     std::move(prepared[9]), std::move(prepared[10]), std::move(prepared[11])});
+                     std::move(prepared[9]), std::move(prepared[10]), std::move(prepared[11]),
+                     std::move(prepared[12])});
   return {};
 }
 
@@ -138,7 +141,7 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
       return damaged("the state of record " + key + " in " + channel);
     }
     record.state = std::move(*state);
-    // Tails: [[origin, seq, id], ...]; their contexts are read from their ops' rows below.
+    // Tails: [[origin, seq], ...]; their ids and contexts are read from their ops' rows below.
     auto tails_bytes = stmt.column_blob(2);
     try {
       auto handle =
@@ -147,21 +150,16 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
       if (o.type != msgpack::type::ARRAY) throw msgpack::type_error();
       for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
         const msgpack::object& t = o.via.array.ptr[i];
-        if (t.type != msgpack::type::ARRAY || t.via.array.size != 3 ||
+        if (t.type != msgpack::type::ARRAY || t.via.array.size != 2 ||
             t.via.array.ptr[0].type != msgpack::type::BIN ||
             t.via.array.ptr[0].via.bin.size != public_key_bytes ||
-            t.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER ||
-            t.via.array.ptr[2].type != msgpack::type::BIN ||
-            t.via.array.ptr[2].via.bin.size != digest_bytes) {
+            t.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) {
           throw msgpack::type_error();
         }
-        auto bin = [&](int element) {
-          const msgpack::object_bin& b = t.via.array.ptr[element].via.bin;
-          return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(b.ptr),
-                                               b.size);
-        };
-        record.tails[array_of<public_key_bytes>(bin(0))] =
-            Tail{t.via.array.ptr[1].via.u64, array_of<digest_bytes>(bin(2)), Context{}};
+        const msgpack::object_bin& origin = t.via.array.ptr[0].via.bin;
+        record.tails[array_of<public_key_bytes>(std::span<const std::uint8_t>(
+            reinterpret_cast<const std::uint8_t*>(origin.ptr), origin.size))] =
+            Tail{t.via.array.ptr[1].via.u64, OpId{}, Context{}};
       }
     } catch (const std::exception&) {
       stmt.reset();
@@ -169,12 +167,17 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
     }
     stmt.reset();
     for (auto& [origin, tail] : record.tails) {
-      Statement& dep = stmts_->dep_info;
-      auto found = dep.bind(1, id_prefix(tail.id)).bind(2, bytes_of(tail.id)).step();
+      Statement& at = stmts_->tail_at;
+      auto found = at.bind(1, bytes_of(origin))
+                       .bind(2, channel)
+                       .bind(3, static_cast<std::int64_t>(tail.seq))
+                       .step();
       if (!found) return tl::unexpected(found.error());
-      auto context = *found ? decode_context(dep.column_blob(1)) : Result<Context>{};
-      bool held = *found && dep.column_int(0) == record.record_id && !dep.column_blob(1).empty();
-      dep.reset();
+      auto context = *found ? decode_context(at.column_blob(2)) : Result<Context>{};
+      bool held = *found && at.column_int(1) == record.record_id && !at.column_blob(2).empty() &&
+                  at.column_blob(0).size() == digest_bytes;
+      if (held) tail.id = array_of<digest_bytes>(at.column_blob(0));
+      at.reset();
       if (!held || !context) return damaged("the tails of record " + key + " in " + channel);
       tail.context = std::move(*context);
     }
@@ -275,7 +278,6 @@ Result<Placement> Records::place(const Op& op) {
 }
 
 Result<void> Records::placed(const Op& op, std::uint64_t arrival, const Placement& placement) {
-  std::deque<OpId> changed;
   if (!placement.context) {
     ++pending_count_;
     auto listed = stmts_->put_pending.bind(1, static_cast<std::int64_t>(arrival))
@@ -286,9 +288,13 @@ Result<void> Records::placed(const Op& op, std::uint64_t arrival, const Placemen
                       .run();
     if (!listed) return listed;
   }
+  // No op is pending (not even this one): none can wait for it. The usual case, which spares a
+  // lookup in merge_pending per op.
+  if (pending_count_ == 0) return {};
   // Ops waiting for this one learn that it is folded, or at least in which record it is.
+  std::deque<OpId> changed;
   changed.push_back(op.id());
-  while (!changed.empty()) {
+  while (!changed.empty() && pending_count_ > 0) {
     OpId id = changed.front();
     changed.pop_front();
     if (auto woken = wake(id, changed); !woken) return woken;
@@ -299,8 +305,8 @@ Result<void> Records::placed(const Op& op, std::uint64_t arrival, const Placemen
 Result<void> Records::fold(const Op& op, std::uint64_t arrival) {
   std::deque<OpId> changed;
   if (auto done = fold_one(op, arrival, false, changed); !done) return done;
-  // Bounded by the pending ops: each is folded at most once.
-  while (!changed.empty()) {
+  // Bounded by the pending ops: each is folded at most once. With none pending, none waits.
+  while (!changed.empty() && pending_count_ > 0) {
     OpId id = changed.front();
     changed.pop_front();
     if (auto woken = wake(id, changed); !woken) return woken;

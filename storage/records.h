@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -120,7 +121,16 @@ class Records {
 
   Database& db_;
   std::unique_ptr<Statements> stmts_;
-  std::map<std::pair<std::string, std::string>, Cached> cache_;
+  // (channel, key) -> record; hashed, as the keys of one channel share long prefixes that an
+  // ordered map compares again at every level. Elements stay put when it rehashes.
+  struct NameHash {
+    std::size_t operator()(const std::pair<std::string, std::string>& name) const {
+      std::size_t h = std::hash<std::string>{}(name.first);
+      return h ^
+             (std::hash<std::string>{}(name.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    }
+  };
+  std::unordered_map<std::pair<std::string, std::string>, Cached, NameHash> cache_;
   std::int64_t next_record_id_ = 1;
   std::uint64_t pending_count_ = 0;
   bool changed_ = true;

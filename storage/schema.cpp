@@ -41,9 +41,10 @@ CREATE INDEX ops_by_id_prefix ON ops (id_prefix);
     // op's causal context, NULL while the op is pending (waiting for a dep, or for an earlier op
     // of its origin in that record, to be folded first). merge_pending lists the pending ops, each
     // with the one id it waits for now. records.state is the encoded RecordState, records.tails
-    // the latest folded op of each origin in the record with its context (an origin has seen its
-    // own earlier ops), records.conflicts the number of conflicting fields. Ops stored before
-    // this migration are folded by a rebuild at the next open (meta 'records_stale').
+    // the latest folded op of each origin in the record as [[origin, seq], ...] (an origin has
+    // seen its own earlier ops; that op's row, found by feed and seq, holds its id and context),
+    // records.conflicts the number of conflicting fields. Ops stored before this migration are
+    // folded by a rebuild at the next open (meta 'records_stale').
     R"sql(
 ALTER TABLE ops ADD COLUMN record_id INTEGER;
 ALTER TABLE ops ADD COLUMN context BLOB;
