@@ -25,15 +25,6 @@ namespace {
 
 constexpr const char* op_columns = "arrival, stored_at, envelope, signature";
 
-std::span<const std::uint8_t> bytes_of(const std::array<std::uint8_t, 32>& a) { return a; }
-
-// The first 8 bytes of an id as an integer: the key of the id lookup index.
-std::int64_t id_prefix(const OpId& id) {
-  std::uint64_t prefix = 0;
-  for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | id[i];
-  return static_cast<std::int64_t>(prefix);
-}
-
 bool file_exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;

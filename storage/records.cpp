@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "storage/schema.h"
+
 namespace ferry::storage {
 
 struct Records::Statements {
@@ -22,14 +24,6 @@ struct Records::Statements {
 };
 
 namespace {
-
-std::span<const std::uint8_t> bytes_of(const std::array<std::uint8_t, 32>& a) { return a; }
-
-std::int64_t id_prefix(const OpId& id) {  // as in op_store.cpp: the ops_by_id_prefix key
-  std::uint64_t prefix = 0;
-  for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | id[i];
-  return static_cast<std::int64_t>(prefix);
-}
 
 template <std::size_t N>
 std::array<std::uint8_t, N> array_of(std::span<const std::uint8_t> bytes) {
@@ -277,35 +271,35 @@ Result<Placement> Records::place(const Op& op) {
   return placement;
 }
 
+Result<void> Records::list_pending(const Op& op, std::uint64_t arrival,
+                                   const Placement& placement) {
+  return stmts_->put_pending.bind(1, static_cast<std::int64_t>(arrival))
+      .bind(2, placement.record_id)
+      .bind(3, bytes_of(op.header().origin))
+      .bind(4, static_cast<std::int64_t>(op.header().seq))
+      .bind(5, bytes_of(placement.waits_for))
+      .run();
+}
+
 Result<void> Records::placed(const Op& op, std::uint64_t arrival, const Placement& placement) {
   if (!placement.context) {
     ++pending_count_;
-    auto listed = stmts_->put_pending.bind(1, static_cast<std::int64_t>(arrival))
-                      .bind(2, placement.record_id)
-                      .bind(3, bytes_of(op.header().origin))
-                      .bind(4, static_cast<std::int64_t>(op.header().seq))
-                      .bind(5, bytes_of(placement.waits_for))
-                      .run();
-    if (!listed) return listed;
+    if (auto listed = list_pending(op, arrival, placement); !listed) return listed;
   }
-  // No op is pending (not even this one): none can wait for it. The usual case, which spares a
-  // lookup in merge_pending per op.
-  if (pending_count_ == 0) return {};
   // Ops waiting for this one learn that it is folded, or at least in which record it is.
-  std::deque<OpId> changed;
-  changed.push_back(op.id());
-  while (!changed.empty() && pending_count_ > 0) {
-    OpId id = changed.front();
-    changed.pop_front();
-    if (auto woken = wake(id, changed); !woken) return woken;
-  }
-  return {};
+  std::deque<OpId> changed{op.id()};
+  return wake_all(changed);
 }
 
 Result<void> Records::fold(const Op& op, std::uint64_t arrival) {
   std::deque<OpId> changed;
   if (auto done = fold_one(op, arrival, false, changed); !done) return done;
-  // Bounded by the pending ops: each is folded at most once. With none pending, none waits.
+  return wake_all(changed);
+}
+
+Result<void> Records::wake_all(std::deque<OpId>& changed) {
+  // Bounded by the pending ops: each is folded at most once. With none pending (the usual case,
+  // which spares a lookup in merge_pending per op), none waits.
   while (!changed.empty() && pending_count_ > 0) {
     OpId id = changed.front();
     changed.pop_front();
@@ -314,19 +308,15 @@ Result<void> Records::fold(const Op& op, std::uint64_t arrival) {
   return {};
 }
 
+// For an op whose row is stored: place() it, then write where it went into its row.
 Result<void> Records::fold_one(const Op& op, std::uint64_t arrival, bool was_pending,
                                std::deque<OpId>& changed) {
-  const OpHeader& h = op.header();
-  auto record = load(h.channel, h.key, true);
-  if (!record) return tl::unexpected(record.error());
-  Cached& r = **record;
-  auto ready = readiness(op, r);
-  if (!ready) return tl::unexpected(ready.error());
+  auto placement = place(op);
+  if (!placement) return tl::unexpected(placement.error());
   const auto at = static_cast<std::int64_t>(arrival);
-  if (ready->context) {
-    apply_to(r, op, *ready->context);
-    auto folded = stmts_->set_folded.bind(1, r.record_id)
-                      .bind(2, encode_context(*ready->context))
+  if (placement->context) {
+    auto folded = stmts_->set_folded.bind(1, placement->record_id)
+                      .bind(2, *placement->context)
                       .bind(3, at)
                       .run();
     if (!folded) return folded;
@@ -338,19 +328,13 @@ Result<void> Records::fold_one(const Op& op, std::uint64_t arrival, bool was_pen
     changed.push_back(op.id());
     return {};
   }
-  FERRY_ASSERT(ready->waits.size() == 1);
   if (!was_pending) {
-    auto placed = stmts_->set_record.bind(1, r.record_id).bind(2, at).run();
-    if (!placed) return placed;
+    auto recorded = stmts_->set_record.bind(1, placement->record_id).bind(2, at).run();
+    if (!recorded) return recorded;
     ++pending_count_;
     changed.push_back(op.id());  // ops waiting for it learn its record
   }
-  return stmts_->put_pending.bind(1, at)
-      .bind(2, r.record_id)
-      .bind(3, bytes_of(h.origin))
-      .bind(4, static_cast<std::int64_t>(h.seq))
-      .bind(5, bytes_of(ready->waits.front()))
-      .run();
+  return list_pending(op, arrival, *placement);  // replaces what it waited for before
 }
 
 Result<void> Records::wake(const OpId& id, std::deque<OpId>& changed) {

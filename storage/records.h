@@ -116,6 +116,9 @@ class Records {
   [[nodiscard]] Result<void> fold_one(const Op& op, std::uint64_t arrival, bool was_pending,
                                       std::deque<OpId>& changed);
   [[nodiscard]] Result<void> wake(const OpId& id, std::deque<OpId>& changed);
+  [[nodiscard]] Result<void> wake_all(std::deque<OpId>& changed);
+  [[nodiscard]] Result<void> list_pending(const Op& op, std::uint64_t arrival,
+                                          const Placement& placement);
   [[nodiscard]] Result<void> reload_counts();
   void apply_to(Cached& record, const Op& op, const Context& context);
 
