@@ -54,6 +54,10 @@ struct InitArgs {
   std::string dir;
   std::string name;
   std::string role = "station";
+  std::string listen;
+  std::vector<std::string> upstreams;      // endpoints, paired with upstream_keys by position
+  std::vector<std::string> upstream_keys;  // hex
+  std::string authority;                   // hex; empty: none, or the hub's own key
 };
 
 struct SubmitArgs {
@@ -218,14 +222,80 @@ Result<void> write_new_file(const std::string& path, const std::string& text, mo
   return {};
 }
 
+// The peer settings from init's flags; their format was checked when the command line was
+// parsed. A hub without --authority is its own authority.
+config::NewNodeSettings new_node(const InitArgs& a, const std::string& dir, const NodeKey& key) {
+  config::NewNodeSettings settings{
+      config::NodeConfig{a.name, dir, role_from(a.role)}, a.listen, {}, {}};
+  FERRY_ASSERT(a.upstreams.size() == a.upstream_keys.size());
+  for (std::size_t i = 0; i < a.upstreams.size(); ++i) {
+    auto upstream_key = config::parse_public_key(a.upstream_keys[i]);
+    FERRY_ASSERT(upstream_key.has_value());
+    settings.upstreams.push_back(config::UpstreamConfig{a.upstreams[i], *upstream_key});
+  }
+  if (!a.authority.empty()) {
+    auto authority = config::parse_public_key(a.authority);
+    FERRY_ASSERT(authority.has_value());
+    settings.authority = *authority;
+  } else if (settings.node.role == config::Role::hub) {
+    settings.authority = key.public_key();
+  }
+  return settings;
+}
+
+int usage_failed(std::string_view message) {
+  std::cerr << "ferryctl: " << message << "\n";
+  return exit_usage;
+}
+
+void print_init(const InitArgs& a, const NodeKey& key, const config::NewNodeSettings& settings,
+                const std::string& config_path, const std::string& key_path, const Globals& g) {
+  std::string authority = settings.authority ? to_hex(*settings.authority) : "";
+  if (g.json) {
+    print_json({{"name", a.name},
+                {"role", a.role},
+                {"public_key", key.public_key_hex()},
+                {"authority", settings.authority ? json(authority) : json(nullptr)},
+                {"config", config_path},
+                {"key_file", key_path},
+                {"data_dir", settings.node.data_dir}});
+    return;
+  }
+  std::cout << "public key  " << key.public_key_hex() << "\n";
+  if (settings.authority) {
+    bool own = *settings.authority == key.public_key();
+    std::cout << "authority   " << authority << (own ? " (this node)" : "") << "\n";
+  }
+  std::cout << "config      " << config_path << "\n"
+            << "key file    " << key_path << " (mode 0600: keep it secret)\n"
+            << "start with  ferryd --config " << config_path << "\n";
+}
+
 int cmd_init(const InitArgs& a, const Globals& g) {
+  if (a.upstreams.size() != a.upstream_keys.size()) {
+    return usage_failed("--upstream and --upstream-key come in pairs, matched by position: " +
+                        std::to_string(a.upstreams.size()) + " --upstream, " +
+                        std::to_string(a.upstream_keys.size()) + " --upstream-key");
+  }
+  for (std::size_t i = 0; i < a.upstreams.size(); ++i) {
+    if (std::count(a.upstreams.begin(), a.upstreams.begin() + static_cast<std::ptrdiff_t>(i),
+                   a.upstreams[i]) > 0) {
+      return usage_failed("--upstream " + a.upstreams[i] + " is given twice");
+    }
+  }
+  bool replicates = !a.listen.empty() || !a.upstreams.empty();
+  if (replicates && a.authority.empty() && a.role != "hub") {
+    return usage_failed("--listen and --upstream need --authority HEX: the hub's public key");
+  }
   std::error_code ec;
   std::string dir = std::filesystem::absolute(a.dir, ec).lexically_normal().string();
   if (ec) return failed("--dir " + a.dir + ": " + ec.message());
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::string config_path = dir + "/" + config::config_file_name;
   std::string key_path = dir + "/" + config::node_key_file_name;
-  std::string text = config::render_config(config::NodeConfig{a.name, dir, role_from(a.role)});
+  NodeKey key = NodeKey::generate();
+  config::NewNodeSettings settings = new_node(a, dir, key);
+  std::string text = config::render_config(settings);
   if (auto checked = config::parse_config(text, config_path); !checked)
     return failed(checked.error());
   for (const std::string& path : {config_path, key_path}) {
@@ -234,24 +304,11 @@ int cmd_init(const InitArgs& a, const Globals& g) {
     }
   }
   if (auto made = make_data_dir(dir); !made) return failed(made.error());
-  NodeKey key = NodeKey::generate();
   if (auto saved = key.save(key_path); !saved) return failed(saved.error());
   if (auto written = write_new_file(config_path, text, 0640); !written) {
     return failed(written.error());
   }
-  if (g.json) {
-    print_json({{"name", a.name},
-                {"role", a.role},
-                {"public_key", key.public_key_hex()},
-                {"config", config_path},
-                {"key_file", key_path},
-                {"data_dir", dir}});
-  } else {
-    std::cout << "public key  " << key.public_key_hex() << "\n"
-              << "config      " << config_path << "\n"
-              << "key file    " << key_path << " (mode 0600: keep it secret)\n"
-              << "start with  ferryd --config " << config_path << "\n";
-  }
+  print_init(a, key, settings, config_path, key_path, g);
   return exit_ok;
 }
 
@@ -706,12 +763,43 @@ int cmd_pull(const PullArgs& a, const Globals& g) {
 
 using Commands = std::vector<std::pair<CLI::App*, std::function<int()>>>;
 
+// A CLI11 check from one of config's rules, so that a bad value is a usage error (exit 2) and
+// nothing is written.
+template <class Rule>
+CLI::Validator rule_check(Rule rule, const char* name) {
+  return CLI::Validator(
+      [rule](std::string& value) {
+        auto checked = rule(value);
+        return checked ? std::string() : checked.error().detail;
+      },
+      name);
+}
+
+void define_init_peers(CLI::App& init, InitArgs& a) {
+  auto endpoint = rule_check(config::check_peer_endpoint, "ENDPOINT");
+  auto key = rule_check(config::parse_public_key, "HEX");
+  init.add_option("--listen", a.listen, "Accept peers here: tcp://HOST:PORT or ipc://PATH")
+      ->check(endpoint);
+  init.add_option("--upstream", a.upstreams,
+                  "Connect to this node (repeatable; one --upstream-key each)")
+      ->check(endpoint)
+      ->allow_extra_args(false);
+  init.add_option("--upstream-key", a.upstream_keys,
+                  "That node's public key, 64 hex digits (repeatable, in --upstream order)")
+      ->check(key)
+      ->allow_extra_args(false);
+  init.add_option("--authority", a.authority,
+                  "Public key of the hub that issues trust (a hub's default: its own key)")
+      ->check(key);
+}
+
 void define_offline(CLI::App& app, Args& a, Commands& commands) {
   auto* init = app.add_subcommand("init", "Create a node: data directory, node key and config");
   init->add_option("--dir", a.init.dir, "Data directory (created with mode 0750)")->required();
   init->add_option("--name", a.init.name, "Node name: 1-64 of A-Z a-z 0-9 . _ -")->required();
   init->add_option("--role", a.init.role, "station (default), relay or hub")
       ->check(CLI::IsMember({"station", "relay", "hub"}));
+  define_init_peers(*init, a.init);
   commands.emplace_back(init, [&a] { return cmd_init(a.init, a.globals); });
   auto* id = app.add_subcommand("id", "Print the node's name and public key");
   commands.emplace_back(id, [&a] { return cmd_id(a.globals); });

@@ -130,6 +130,125 @@ TEST_CASE("usage errors exit 2 and help exits 0") {
   CHECK(ferryctl({"init", "--dir", "/tmp/x", "--name", "n", "--role", "king"}).code == exit_usage);
 }
 
+const std::string hub_key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+const std::string peer_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+PublicKey key_of(const std::string& hex) {
+  auto key = config::parse_public_key(hex);
+  REQUIRE(key);
+  return *key;
+}
+
+TEST_CASE("init --role hub makes the hub its own authority") {
+  ferry::test::TempDir dir;
+  auto ran = ferryctl({"init", "--dir", dir.str(), "--name", "dongji", "--role", "hub", "--listen",
+                       "tcp://0.0.0.0:7470", "--json"});
+  REQUIRE(ran.code == exit_ok);
+  json printed = json::parse(ran.out);
+  CHECK(printed["authority"] == printed["public_key"]);
+  auto config = config::load_config(dir.file("ferry.toml"));
+  REQUIRE(config);
+  auto key = NodeKey::load(dir.file("node.key"));
+  REQUIRE(key);
+  REQUIRE(config->authority);
+  CHECK(*config->authority == key->public_key());
+  CHECK(config->listen_endpoint == "tcp://0.0.0.0:7470");
+  CHECK(config->upstreams.empty());
+  CHECK(config->node.role == config::Role::hub);
+  auto text = ferryctl({"init", "--dir", dir.file("second"), "--name", "nanji", "--role", "hub"});
+  REQUIRE(text.code == exit_ok);  // a hub with no peers yet still knows it is the authority
+  CHECK(text.out.find("authority   ") != std::string::npos);
+  CHECK(text.out.find(" (this node)\n") != std::string::npos);
+}
+
+TEST_CASE("init --role hub --authority takes the given key instead of its own") {
+  ferry::test::TempDir dir;
+  auto ran = ferryctl({"init", "--dir", dir.str(), "--name", "xiji", "--role", "hub", "--listen",
+                       "tcp://0.0.0.0:7470", "--upstream", "tcp://10.0.0.1:7470", "--upstream-key",
+                       hub_key, "--authority", hub_key});
+  REQUIRE(ran.code == exit_ok);
+  CHECK(ran.out.find("(this node)") == std::string::npos);
+  auto config = config::load_config(dir.file("ferry.toml"));
+  REQUIRE(config);
+  CHECK(config->authority == key_of(hub_key));
+  REQUIRE(config->upstreams.size() == 1);  // hub peering
+  CHECK(config->upstreams[0].key == key_of(hub_key));
+}
+
+TEST_CASE("init of a station writes its upstreams, in order, and the authority") {
+  ferry::test::TempDir dir;
+  auto ran = ferryctl({"init", "--dir", dir.str(), "--name", "huaniao", "--upstream",
+                       "tcp://10.0.0.1:7470", "--upstream", "ipc:///run/ferry/relay.sock",
+                       "--upstream-key", hub_key, "--upstream-key", peer_key, "--authority",
+                       hub_key, "--json"});
+  REQUIRE(ran.code == exit_ok);
+  CHECK(json::parse(ran.out)["authority"] == hub_key);
+  auto config = config::load_config(dir.file("ferry.toml"));
+  REQUIRE(config);
+  CHECK(config->node.role == config::Role::station);
+  CHECK(config->listen_endpoint.empty());
+  REQUIRE(config->upstreams.size() == 2);
+  CHECK(config->upstreams[0].endpoint == "tcp://10.0.0.1:7470");
+  CHECK(config->upstreams[0].key == key_of(hub_key));
+  CHECK(config->upstreams[1].endpoint == "ipc:///run/ferry/relay.sock");
+  CHECK(config->upstreams[1].key == key_of(peer_key));
+  CHECK(config->authority == key_of(hub_key));
+}
+
+TEST_CASE("init without peer flags writes no authority for a station") {
+  ferry::test::TempDir dir;
+  auto ran = ferryctl({"init", "--dir", dir.str(), "--name", "huaniao", "--json"});
+  REQUIRE(ran.code == exit_ok);
+  CHECK(json::parse(ran.out)["authority"].is_null());
+  auto config = config::load_config(dir.file("ferry.toml"));
+  REQUIRE(config);
+  CHECK_FALSE(config->authority);
+  CHECK_FALSE(config->replicates());
+}
+
+TEST_CASE("init refuses bad peer flags with exit 2 and writes nothing") {
+  ferry::test::TempDir dir;
+  std::string node = dir.file("node");
+  auto init = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"init", "--dir", node, "--name", "huaniao"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return ferryctl(args);
+  };
+  std::string upper = hub_key;
+  upper[0] = 'A';
+  const std::vector<std::vector<std::string>> refused = {
+      {"--upstream", "tcp://10.0.0.1:7470", "--authority", hub_key},  // no --upstream-key
+      {"--upstream-key", peer_key, "--authority", hub_key},           // no --upstream
+      {"--upstream", "tcp://a:1", "--upstream", "tcp://b:1", "--upstream-key", peer_key,
+       "--authority", hub_key},
+      {"--upstream", "tcp://a:1", "--upstream", "tcp://a:1", "--upstream-key", peer_key,
+       "--upstream-key", hub_key, "--authority", hub_key},  // the same upstream twice
+      {"--listen", "udp://0.0.0.0:7470", "--authority", hub_key},
+      {"--listen", "tcp://0.0.0.0", "--authority", hub_key},
+      {"--upstream", "tcp://a:70000", "--upstream-key", peer_key, "--authority", hub_key},
+      {"--upstream", "tcp://a:1", "--upstream-key", peer_key.substr(1), "--authority", hub_key},
+      {"--authority", upper},
+      {"--authority", "nope"},
+      {"--listen", "tcp://0.0.0.0:7470"},  // a station that replicates needs the authority
+      {"--upstream", "tcp://a:1", "--upstream-key", peer_key, "--role", "relay"},
+  };
+  for (const auto& flags : refused) {
+    auto ran = init(flags);
+    std::string shown;
+    for (const std::string& f : flags) shown += f + " ";
+    INFO(shown);
+    CHECK(ran.code == exit_usage);
+    CHECK_FALSE(ran.err.empty());
+    CHECK_FALSE(std::filesystem::exists(node));
+  }
+  auto mismatch = init({"--upstream", "tcp://a:1", "--authority", hub_key});
+  CHECK(mismatch.err.find("--upstream and --upstream-key come in pairs") != std::string::npos);
+  auto no_authority = init({"--listen", "tcp://0.0.0.0:7470"});
+  CHECK(no_authority.err.find("--authority") != std::string::npos);
+  auto bad_endpoint = init({"--listen", "udp://0.0.0.0:7470", "--authority", hub_key});
+  CHECK(bad_endpoint.err.find("tcp://HOST:PORT or ipc://PATH") != std::string::npos);
+}
+
 TEST_CASE("verify passes a clean store and names the feed and seq of a damaged op") {
   Node node;
   node.append({ferry::test::draft("station/huaniao", "HN-1"),

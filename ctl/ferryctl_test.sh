@@ -51,6 +51,30 @@ grep -q 'never overwrites' "$tmp/err" || fail "init over a node does not say why
 expect 1 "$ferryctl" init --dir "$tmp/bad" --name 'no spaces'
 [ ! -e "$tmp/bad" ] || fail "a refused init left files behind"
 
+# init with peers: a hub is its own authority; a station names its upstream and the hub's key.
+hub=$tmp/hub
+expect 0 "$ferryctl" init --dir "$hub" --name dongji --role hub --listen tcp://0.0.0.0:7470
+hub_key=$(sed -n 's/^public key  *//p' "$tmp/out")
+grep -q "^authority   $hub_key (this node)$" "$tmp/out" || fail "a hub is not its own authority"
+grep -q "^key = \"$hub_key\"$" "$hub/ferry.toml" || fail "the hub's ferry.toml lacks its own key"
+grep -q '^endpoint = "tcp://0.0.0.0:7470"$' "$hub/ferry.toml" || fail "ferry.toml lacks [listen]"
+station=$tmp/station
+expect 0 "$ferryctl" init --dir "$station" --name beiji --upstream tcp://127.0.0.1:7470 \
+  --upstream-key "$hub_key" --authority "$hub_key"
+grep -q '^\[\[upstream\]\]$' "$station/ferry.toml" || fail "ferry.toml lacks [[upstream]]"
+[ "$(grep -c "^key = \"$hub_key\"$" "$station/ferry.toml")" = 2 ] ||
+  fail "the station's ferry.toml lacks the upstream's or the authority's key"
+expect 0 "$ferryctl" -c "$station/ferry.toml" id  # the written file loads
+expect 2 "$ferryctl" init --dir "$tmp/pairs" --name p --upstream tcp://127.0.0.1:7470 \
+  --authority "$hub_key"
+grep -q 'come in pairs' "$tmp/err" || fail "an unpaired --upstream does not say why it is refused"
+expect 2 "$ferryctl" init --dir "$tmp/pairs" --name p --listen udp://0.0.0.0:7470 \
+  --authority "$hub_key"
+expect 2 "$ferryctl" init --dir "$tmp/pairs" --name p --authority "${hub_key^^}"
+expect 2 "$ferryctl" init --dir "$tmp/pairs" --name p --listen tcp://0.0.0.0:7470
+grep -q -- '--authority' "$tmp/err" || fail "--listen without --authority does not say why"
+[ ! -e "$tmp/pairs" ] || fail "a refused init with peer flags left files behind"
+
 expect 1 "$ferryctl" -c "$node/ferry.toml" status --timeout 100
 grep -q "^ferryctl: ferryd is not running at ipc://$node/ferryd.sock (" "$tmp/err" ||
   fail "status without ferryd does not say it is not running"

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "daemon/ipc_server.h"
 #include "daemon/node.h"
+#include "daemon/replicator.h"
 
 namespace {
 
@@ -24,6 +25,7 @@ enum ExitCode : int {
   exit_key = 4,
   exit_storage = 5,
   exit_ipc = 6,
+  exit_replication = 7,
 };
 
 spdlog::level::level_enum spd_level(ferry::config::LogLevel level) {
@@ -71,6 +73,7 @@ int serve(const ferry::config::Config& config) {
   SystemWallClock wall;
   storage::StoreOptions options;
   options.sign_threads = config.limits.sign_threads;
+  options.authority = config.authority;
   auto store = storage::OpStore::open(config.node.data_dir, wall, options);
   if (!store) {
     spdlog::critical("store: {}", to_string(store.error()));
@@ -82,6 +85,19 @@ int serve(const ferry::config::Config& config) {
   if (auto bound = server.bind(); !bound) {
     spdlog::critical("ipc: {}", to_string(bound.error()));
     return exit_ipc;
+  }
+  std::optional<daemon::Replicator> replicator;
+  if (config.replicates()) {
+    replicator.emplace(node, wall,
+                       [&server](OpDraft draft) { server.submit_internal(std::move(draft)); });
+    if (auto started = replicator->start(); !started) {
+      spdlog::critical("replication: {}", to_string(started.error()));
+      return exit_replication;
+    }
+    server.attach(&*replicator);
+    if (!config.listen_endpoint.empty()) {
+      spdlog::info("listening for peers on {}", config.listen_endpoint);
+    }
   }
   spdlog::info("ferryd {} ({}, {}) serving {} ops on {}", config.node.name,
                config::role_name(config.node.role), id.substr(0, 16), node.last_arrival(),

@@ -69,13 +69,19 @@ Result<void> IpcServer::bind() {
 
 void IpcServer::run(int signal_fd) {
   bool stopping = false;
+  std::vector<zmq::pollitem_t> items;
   while (!stopping) {
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {monitor_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, signal_fd, ZMQ_POLLIN, 0},
-                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    items = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+             {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+             {nullptr, signal_fd, ZMQ_POLLIN, 0},
+             {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    int timeout_ms = poll_timeout_ms();
+    if (replicator_ != nullptr) {
+      replicator_->poll_items(items);
+      timeout_ms = std::min(timeout_ms, static_cast<int>(replicator_->timeout().count()));
+    }
     try {
-      zmq::poll(items, 4, std::chrono::milliseconds(poll_timeout_ms()));
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::error("poll failed: {}", e.what());
       continue;
@@ -83,6 +89,10 @@ void IpcServer::run(int signal_fd) {
     if (items[3].revents & ZMQ_POLLIN) drain_wake_fd();
     if (items[1].revents & ZMQ_POLLIN) drain_monitor();
     if (items[0].revents & ZMQ_POLLIN) drain();
+    if (replicator_ != nullptr) {
+      replicator_->handle(std::span<const zmq::pollitem_t>(items).subspan(4));
+      replicator_->tick();
+    }
     dispatch();
     complete(false);
     if (items[2].revents & ZMQ_POLLIN) {
@@ -100,7 +110,62 @@ void IpcServer::run(int signal_fd) {
     complete(true);
   }
   wake_waiters(true);
+  if (replicator_ != nullptr) replicator_->close();
   close();
+}
+
+void IpcServer::submit_internal(OpDraft draft) {
+  if (submits_queued() >= limits_.submit_queue_max) {
+    spdlog::warn("submit queue full: a {} op of the node's own was dropped", draft.kind);
+    return;
+  }
+  submits_.push_back(PendingSubmit{Route{}, std::move(draft)});
+  counters_.submit_queue = submits_queued();
+}
+
+void IpcServer::queue_submit(Route route, OpDraft draft) {
+  if (submits_queued() >= limits_.submit_queue_max) {
+    fail(route, ipc::Code::busy, "the submit queue is full; retry later");
+    return;
+  }
+  submits_.push_back(PendingSubmit{std::move(route), std::move(draft)});
+  counters_.submit_queue = submits_queued();
+}
+
+ipc::Bytes IpcServer::encode_peers() {
+  std::vector<PeerReport> peers;
+  if (replicator_ != nullptr) peers = replicator_->peers();
+  ipc::ReplyWriter w;
+  auto& pk = w.packer();
+  pk.pack_map(2);
+  w.key("ok");
+  pk.pack_true();
+  w.key("peers");
+  pk.pack_array(static_cast<std::uint32_t>(peers.size()));
+  for (const PeerReport& p : peers) {
+    pk.pack_map(10);
+    w.key("name");
+    w.text(p.name);
+    w.key("key");
+    w.id(p.key);
+    w.key("upstream");
+    pk.pack(p.upstream);
+    w.key("endpoint");
+    w.text(p.endpoint);
+    w.key("connected");
+    pk.pack(p.connected);
+    w.key("last_seen");
+    pk.pack_uint64(p.last_seen_ms);
+    w.key("backlog");
+    pk.pack_uint64(p.backlog);
+    w.key("ops_sent");
+    pk.pack_uint64(p.ops_sent);
+    w.key("ops_received");
+    pk.pack_uint64(p.ops_received);
+    w.key("last_error");
+    w.text(p.last_error);
+  }
+  return w.take();
 }
 
 int IpcServer::poll_timeout_ms() const {
@@ -160,18 +225,46 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
     return;
   }
   if (auto* submit = std::get_if<ipc::SubmitRequest>(&*request)) {
-    if (submits_queued() >= limits_.submit_queue_max) {
-      fail(route, ipc::Code::busy, "the submit queue is full; retry later");
+    queue_submit(std::move(route), std::move(submit->draft));
+    return;
+  }
+  // Trust ops are the node's own drafts, committed like submits.
+  std::optional<Result<OpDraft>> trust_op;
+  if (const auto* add = std::get_if<ipc::TrustAddRequest>(&*request))
+    trust_op = node_.trust_draft(*add);
+  if (const auto* revoke = std::get_if<ipc::TrustRevokeRequest>(&*request)) {
+    trust_op = node_.trust_draft(*revoke);
+  }
+  if (trust_op) {
+    if (!*trust_op) {
+      fail(route, ipc::code_for(trust_op->error()), trust_op->error().detail);
+    } else {
+      queue_submit(std::move(route), std::move(**trust_op));
+    }
+    return;
+  }
+  if (std::holds_alternative<ipc::PeersRequest>(*request)) {
+    reply(route, encode_peers());
+    return;
+  }
+  if (std::holds_alternative<ipc::SyncRequest>(*request)) {
+    if (replicator_ == nullptr || node_.config().upstreams.empty()) {
+      fail(route, ipc::Code::bad_request, "this node has no upstream to sync with");
       return;
     }
-    submits_.push_back(PendingSubmit{std::move(route), std::move(submit->draft)});
-    counters_.submit_queue = submits_queued();
+    replicator_->sync_now();
+    ipc::ReplyWriter w;
+    w.packer().pack_map(1);
+    w.key("ok");
+    w.packer().pack_true();
+    reply(route, w.take());
     return;
   }
   if (auto* pull = std::get_if<ipc::PullRequest>(&*request)) {
     start_pull(std::move(route), *pull);
     return;
   }
+  if (replicator_ != nullptr) counters_.replication = replicator_->counters();
   auto answer = node_.read(*request, counters_);
   if (!answer) {
     fail(route, answer.error().code, answer.error().message);
@@ -272,6 +365,7 @@ void IpcServer::store_batch(InFlight batch, std::vector<Signature> signatures) {
     reply(batch.routes[i], ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
   }
   counters_.submit_queue = submits_queued();
+  if (replicator_ != nullptr) replicator_->stored_locally();
 }
 
 void IpcServer::fail_batch(const InFlight& batch, const Error& error) {
@@ -313,6 +407,7 @@ void IpcServer::wake_waiters(bool expire_all) {
 }
 
 void IpcServer::reply(const Route& route, const ipc::Bytes& bytes) {
+  if (route.identity.empty()) return;  // the node's own draft
   try {
     bool sent = socket_.send(zmq::buffer(route.identity),
                              zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
@@ -326,6 +421,10 @@ void IpcServer::reply(const Route& route, const ipc::Bytes& bytes) {
 
 void IpcServer::fail(const Route& route, ipc::Code code, std::string message) {
   ++counters_.errors[static_cast<std::size_t>(code)];
+  if (route.identity.empty()) {
+    spdlog::error("an op of the node's own failed: {}: {}", ipc::code_name(code), message);
+    return;
+  }
   spdlog::debug("request refused: {}: {}", ipc::code_name(code), message);
   reply(route, ipc::encode_failure(ipc::Failure{code, std::move(message)}));
 }

@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "daemon/node.h"
+#include "daemon/replicator.h"
 
 namespace ferry::daemon {
 
@@ -42,9 +43,16 @@ class IpcServer {
   // Serves until a signal arrives on signal_fd; returns when the socket is closed.
   void run(int signal_fd);
 
+  // Replication shares this event loop (optional; set before run()).
+  void attach(Replicator* replicator) { replicator_ = replicator; }
+
+  // Queues a draft of the node's own (a receipt) with the submits; it gets no reply. Dropped,
+  // with a log line, when the submit queue is full.
+  void submit_internal(OpDraft draft);
+
  private:
   struct Route {
-    std::string identity;  // the client's ROUTER routing id
+    std::string identity;  // the client's ROUTER routing id; empty for the node's own drafts
   };
   struct PendingSubmit {
     Route route;
@@ -78,8 +86,11 @@ class IpcServer {
   void drain_monitor();
   int poll_timeout_ms() const;
   void close();
+  ipc::Bytes encode_peers();
+  void queue_submit(Route route, OpDraft draft);
 
   Node& node_;
+  Replicator* replicator_ = nullptr;
   const config::LimitsConfig& limits_;
   ipc::RequestLimits request_limits_;
   zmq::context_t context_;

@@ -5,11 +5,23 @@
 #include <algorithm>
 
 #include "protocol/hex.h"
+#include "protocol/receipt.h"
 
 namespace ferry::daemon {
 namespace {
 
 constexpr const char* ferry_version = "0.1.0";
+
+// A trust record is keyed by the node's public key and written whole.
+OpDraft trust_op_draft(const TrustEntry& entry) {
+  OpDraft draft;
+  draft.channel = std::string(trust_channel);
+  draft.kind = std::string(trust_kind);
+  draft.key = to_hex(entry.key);
+  draft.body = encode_trust_body(entry);
+  draft.deps_from_heads = true;
+  return draft;
+}
 
 tl::unexpected<ipc::Failure> failure_for(const Error& error) {
   return tl::unexpected(ipc::Failure{ipc::code_for(error), error.detail});
@@ -30,6 +42,130 @@ Node::Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::O
   // Our own ops were stamped by this clock before a restart: never go below them.
   auto own = store_->max_hlc(key_.public_key());
   if (own) clock_.restore(*own);
+  if (config_.authority) {
+    trust_.emplace(*config_.authority);
+    refresh_trust();
+  }
+}
+
+bool Node::is_authority() const {
+  return config_.authority && *config_.authority == key_.public_key();
+}
+
+void Node::refresh_trust() {
+  if (!config_.authority) return;
+  TrustView view(*config_.authority);
+  std::string channel(trust_channel);
+  auto keys = store_->record_keys(channel, trust_entries_max);
+  if (!keys) {
+    spdlog::error("trust view not refreshed: {}", to_string(keys.error()));
+    return;
+  }
+  for (const std::string& key : *keys) {
+    auto record = store_->record(channel, key);
+    if (!record) continue;
+    auto entry = entry_from_record(key, record->state);
+    if (!entry) {
+      spdlog::warn("trust record {} ignored: {}", key, entry.error().detail);
+      continue;
+    }
+    view.put(std::move(*entry));
+  }
+  trust_ = std::move(view);
+}
+
+// Trust and receipts are the authority's alone; any other channel is checked against this node's
+// own trust entry once it has one (a node not yet enrolled writes, and its ops wait for the entry
+// before they are sent).
+Result<void> Node::may_write(const OpDraft& draft) const {
+  bool authority = is_authority();
+  if ((draft.channel == trust_channel || draft.kind == trust_kind || draft.kind == receipt_kind) &&
+      !authority) {
+    return fail(Errc::unauthorized, "only the authority writes trust and receipts");
+  }
+  if (!trust_ || authority) return {};
+  const TrustEntry* own = trust_->find(key_.public_key());
+  if (own != nullptr && !trust_->may_write(key_.public_key(), draft.channel)) {
+    return fail(Errc::unauthorized,
+                "this node may not write channel " + draft.channel + " (see ferryctl trust list)");
+  }
+  return {};
+}
+
+Result<storage::IngestReport> Node::ingest(std::span<const SignedOp> ops) {
+  auto report = store_->ingest(ops, storage::IngestMode::all_or_nothing);
+  if (report && report->stored > 0 && std::ranges::any_of(ops, [](const SignedOp& s) {
+        return s.op.header().channel == trust_channel;
+      })) {
+    refresh_trust();
+  }
+  return report;
+}
+
+Result<OpDraft> Node::trust_draft(const ipc::TrustAddRequest& request) const {
+  if (!is_authority()) {
+    return fail(Errc::unauthorized, "trust is written on the authority's daemon only");
+  }
+  std::string role = request.role.empty() ? std::string(role_station) : request.role;
+  TrustEntry entry = default_entry(request.key, request.name, role);
+  if (request.has_read) entry.read = request.read;
+  if (request.has_write) entry.write = request.write;
+  if (auto valid = check_entry(entry); !valid) return tl::unexpected(valid.error());
+  if (const TrustEntry* named = trust_->find_name(request.name);
+      named != nullptr && named->key != request.key && !named->revoked) {
+    return fail(Errc::malformed,
+                "the name " + request.name + " belongs to another node; revoke it first");
+  }
+  return trust_op_draft(entry);
+}
+
+Result<OpDraft> Node::trust_draft(const ipc::TrustRevokeRequest& request) const {
+  if (!is_authority()) {
+    return fail(Errc::unauthorized, "trust is written on the authority's daemon only");
+  }
+  const TrustEntry* entry = nullptr;
+  if (auto key = from_hex<public_key_bytes>(request.who); key) entry = trust_->find(*key);
+  if (entry == nullptr) entry = trust_->find_name(request.who);
+  if (entry == nullptr) return fail(Errc::not_found, "no trusted node " + request.who);
+  TrustEntry revoked = *entry;
+  revoked.revoked = true;
+  return trust_op_draft(revoked);
+}
+
+ipc::Bytes Node::encode_trust_list() const {
+  ipc::ReplyWriter w;
+  auto& pk = w.packer();
+  pk.pack_map(3);
+  w.key("ok");
+  pk.pack_true();
+  w.key("authority");
+  if (config_.authority) {
+    w.id(*config_.authority);
+  } else {
+    pk.pack_nil();
+  }
+  w.key("trust");
+  std::size_t count = trust_ ? trust_->entries().size() : 0;
+  pk.pack_array(static_cast<std::uint32_t>(count));
+  if (!trust_) return w.take();
+  for (const auto& [key, entry] : trust_->entries()) {
+    pk.pack_map(6);
+    w.key("name");
+    w.text(entry.name);
+    w.key("key");
+    w.id(key);
+    w.key("role");
+    w.text(entry.role);
+    w.key("read");
+    pk.pack_array(static_cast<std::uint32_t>(entry.read.size()));
+    for (const std::string& p : entry.read) w.text(p);
+    w.key("write");
+    pk.pack_array(static_cast<std::uint32_t>(entry.write.size()));
+    for (const std::string& p : entry.write) w.text(p);
+    w.key("revoked");
+    pk.pack(entry.revoked);
+  }
+  return w.take();
 }
 
 ipc::Parsed<ipc::Bytes> Node::read(const ipc::Request& request, const IpcCounters& counters) {
@@ -38,6 +174,7 @@ ipc::Parsed<ipc::Bytes> Node::read(const ipc::Request& request, const IpcCounter
   if (std::holds_alternative<ipc::StatusRequest>(request)) return status(counters);
   if (const auto* r = std::get_if<ipc::GetRequest>(&request)) return get(*r);
   if (const auto* r = std::get_if<ipc::ConflictsRequest>(&request)) return conflicts(*r);
+  if (std::holds_alternative<ipc::TrustListRequest>(request)) return encode_trust_list();
   return tl::unexpected(ipc::Failure{ipc::Code::internal, "not a read request"});
 }
 
@@ -54,9 +191,39 @@ ipc::Parsed<ipc::Bytes> Node::op(const OpId& id) {
 }
 
 ipc::Parsed<ipc::Bytes> Node::track(const OpId& id) {
-  auto stored = store_->get(id);
-  if (!stored) return failure_for(stored.error());
-  return ipc::encode_track(stored->stored_at_ms);
+  auto tracked = store_->track(id);
+  if (!tracked) return failure_for(tracked.error());
+  ipc::ReplyWriter w;
+  auto& pk = w.packer();
+  pk.pack_map(3 + (tracked->forwarded ? 1 : 0) + (tracked->delivered ? 1 : 0));
+  w.key("ok");
+  pk.pack_true();
+  w.key("state");
+  w.text(tracked->delivered ? "delivered" : tracked->forwarded ? "forwarded" : "stored");
+  w.key("stored_at");
+  pk.pack_uint64(tracked->stored_at_ms);
+  if (tracked->forwarded) {
+    w.key("forwarded");
+    pk.pack_map(3);
+    w.key("peer");
+    w.id(tracked->forwarded->peer);
+    w.key("name");
+    const TrustEntry* entry = trust_ ? trust_->find(tracked->forwarded->peer) : nullptr;
+    w.text(entry != nullptr ? entry->name : "");
+    w.key("at");
+    pk.pack_uint64(tracked->forwarded->at_ms);
+  }
+  if (tracked->delivered) {
+    w.key("delivered");
+    pk.pack_map(3);
+    w.key("receipt");
+    w.id(tracked->delivered->receipt);
+    w.key("hlc");
+    pk.pack_uint64(tracked->delivered->receipt_hlc);
+    w.key("at");
+    pk.pack_uint64(tracked->delivered->at_ms);
+  }
+  return w.take();
 }
 
 ipc::Parsed<ipc::Bytes> Node::get(const ipc::GetRequest& request) {
@@ -107,7 +274,7 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
   if (!digests) return failure_for(digests.error());
   ipc::ReplyWriter w;
   auto& pk = w.packer();
-  pk.pack_map(12);
+  pk.pack_map(counters.replication ? 13 : 12);
   w.key("ok");
   pk.pack_true();
   w.key("node");
@@ -160,11 +327,43 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
   pk.pack_uint64(counters.disconnects);
   w.key("unsent_replies");
   pk.pack_uint64(counters.unsent_replies);
+  if (counters.replication) {
+    const ReplicationCounters& r = *counters.replication;
+    w.key("replication");
+    pk.pack_map(12);
+    auto by_code = [&](const std::array<std::uint64_t, sync::error_code_count>& counts) {
+      pk.pack_map(static_cast<std::uint32_t>(sync::error_code_count));
+      for (std::size_t i = 0; i < sync::error_code_count; ++i) {
+        w.key(sync::error_code_name(static_cast<sync::ErrorCode>(i)));
+        pk.pack_uint64(counts[i]);
+      }
+    };
+    w.key("errors_sent");
+    by_code(r.errors_sent);
+    w.key("errors_received");
+    by_code(r.errors_received);
+    for (auto [name, value] : {std::pair{"zap_refused", r.zap_refused},
+                               {"sessions_opened", r.sessions_opened},
+                               {"sessions_lost", r.sessions_lost},
+                               {"ops_sent", r.ops_sent},
+                               {"ops_received", r.ops_received},
+                               {"duplicates", r.duplicates},
+                               {"revoked_skipped", r.revoked_skipped},
+                               {"receipts_written", r.receipts_written}}) {
+      w.key(name);
+      pk.pack_uint64(value);
+    }
+    w.key("trusted");
+    pk.pack_uint64(trust_ ? trust_->entries().size() : 0);
+    w.key("authority");
+    pk.pack(is_authority());
+  }
   return w.take();
 }
 
 Result<Op> Node::build(OpDraft& draft) {
   if (draft.channel.empty()) draft.channel = default_channel_;
+  if (auto allowed = may_write(draft); !allowed) return tl::unexpected(allowed.error());
   return store_->build_op(key_.public_key(), clock_, draft);
 }
 
@@ -174,7 +373,12 @@ std::future<std::vector<Signature>> Node::sign(std::vector<OpId> ids, std::funct
 
 Result<std::vector<storage::Appended>> Node::store(std::span<const SignedOp> ops) {
   auto stored = store_->store_signed(ops);
-  if (!stored) spdlog::error("commit of {} ops failed: {}", ops.size(), to_string(stored.error()));
+  if (!stored) {
+    spdlog::error("commit of {} ops failed: {}", ops.size(), to_string(stored.error()));
+  } else if (std::ranges::any_of(
+                 ops, [](const SignedOp& s) { return s.op.header().channel == trust_channel; })) {
+    refresh_trust();
+  }
   return stored;
 }
 

@@ -18,9 +18,26 @@
 #include "protocol/hlc.h"
 #include "protocol/ipc.h"
 #include "protocol/node_key.h"
+#include "protocol/sync.h"
+#include "protocol/trust.h"
 #include "storage/op_store.h"
 
 namespace ferry::daemon {
+
+// What replication counts (daemon/replicator.h), reported by status.
+struct ReplicationCounters {
+  // Protocol breaks, by reason: sent to a peer that broke the protocol, and received from one.
+  std::array<std::uint64_t, sync::error_code_count> errors_sent{};
+  std::array<std::uint64_t, sync::error_code_count> errors_received{};
+  std::uint64_t zap_refused = 0;      // handshakes refused: key not admitted
+  std::uint64_t sessions_opened = 0;  // hello and welcome exchanged
+  std::uint64_t sessions_lost = 0;    // closed by a timeout, a disconnect or an error
+  std::uint64_t ops_sent = 0;
+  std::uint64_t ops_received = 0;     // stored from peers
+  std::uint64_t duplicates = 0;       // received and already held
+  std::uint64_t revoked_skipped = 0;  // ops of a revoked origin, not stored
+  std::uint64_t receipts_written = 0;
+};
 
 // What the IPC layer counts, reported by status.
 struct IpcCounters {
@@ -30,6 +47,7 @@ struct IpcCounters {
   std::uint64_t unsent_replies = 0;
   std::size_t submit_queue = 0;
   std::size_t pulls_waiting = 0;
+  std::optional<ReplicationCounters> replication;  // set when the node replicates
 };
 
 struct PullPage {
@@ -65,12 +83,29 @@ class Node {
   std::uint64_t last_arrival() const { return store_->last_arrival(); }
   const config::Config& config() const { return config_; }
 
+  // ---- Replication (daemon/replicator.h) ----
+  storage::OpStore& store() { return *store_; }
+  const PublicKey& public_key() const { return key_.public_key(); }
+  const NodeKey& node_key() const { return key_; }
+  // The trust view, from the ferry/trust records held; nullptr when no authority is configured.
+  const TrustView* trust() const { return trust_ ? &*trust_ : nullptr; }
+  bool is_authority() const;
+  // Stores a peer's batch, all or nothing; the trust view follows trust ops it held.
+  Result<storage::IngestReport> ingest(std::span<const SignedOp> ops);
+  // The trust op a trust_add or trust_revoke asks for; Errc::unauthorized unless this node is the
+  // authority, Errc::malformed for a bad entry, Errc::not_found for a revoke of an unknown node.
+  Result<OpDraft> trust_draft(const ipc::TrustAddRequest& request) const;
+  Result<OpDraft> trust_draft(const ipc::TrustRevokeRequest& request) const;
+  ipc::Bytes encode_trust_list() const;
+
  private:
   ipc::Parsed<ipc::Bytes> status(const IpcCounters& counters);
   ipc::Parsed<ipc::Bytes> op(const OpId& id);
   ipc::Parsed<ipc::Bytes> track(const OpId& id);
   ipc::Parsed<ipc::Bytes> get(const ipc::GetRequest& request);
   ipc::Parsed<ipc::Bytes> conflicts(const ipc::ConflictsRequest& request);
+  void refresh_trust();
+  Result<void> may_write(const OpDraft& draft) const;
 
   config::Config config_;
   NodeKey key_;
@@ -80,7 +115,11 @@ class Node {
   HybridClock clock_;
   std::string default_channel_;
   std::chrono::steady_clock::time_point started_;
+  std::optional<TrustView> trust_;
 };
+
+// Trust entries read from the store at most; more are ignored (and logged).
+inline constexpr std::size_t trust_entries_max = 100'000;
 
 inline constexpr std::size_t pull_scan_pages_max = 16;
 // A pull reply stops adding ops past this many envelope bytes (it always holds at least one op).

@@ -7,6 +7,7 @@
 #include "protocol/hex.h"
 #include "protocol/limits.h"
 #include "protocol/merge.h"
+#include "protocol/trust.h"
 
 namespace ferry::ipc {
 namespace {
@@ -233,7 +234,74 @@ Parsed<Request> parse_conflicts(Fields& f) {
   return r;
 }
 
+Parsed<std::vector<std::string>> pattern_list(const Object* list, std::string_view field) {
+  if (list->type != msgpack::type::ARRAY || list->via.array.size > trust_patterns_max) {
+    return bad(std::string(field) + ": must be an array of at most " +
+               std::to_string(trust_patterns_max) + " channel patterns");
+  }
+  std::vector<std::string> out;
+  for (std::uint32_t i = 0; i < list->via.array.size; ++i) {
+    auto p = bounded_text(&list->via.array.ptr[i], field, limits::channel_bytes_max);
+    if (!p) return tl::unexpected(p.error());
+    if (auto valid = check_pattern(*p); !valid) {
+      return bad(std::string(field) + ": " + valid.error().detail);
+    }
+    out.push_back(std::move(*p));
+  }
+  return out;
+}
+
+Parsed<Request> parse_trust_add(Fields& f) {
+  TrustAddRequest r;
+  const Object* name = f.take("name");
+  if (name == nullptr) return bad("trust_add: name is required");
+  auto n = bounded_text(name, "name", node_name_bytes_max);
+  if (!n) return tl::unexpected(n.error());
+  r.name = std::move(*n);
+  const Object* key = f.take("key");
+  if (key == nullptr) return bad("trust_add: key is required");
+  auto k = id_field(key, "key");
+  if (!k) return tl::unexpected(k.error());
+  r.key = *k;
+  if (const Object* role = f.take("role"); role != nullptr) {
+    auto ro = bounded_text(role, "role", 16);
+    if (!ro) return tl::unexpected(ro.error());
+    r.role = std::move(*ro);
+  }
+  if (const Object* read = f.take("read"); read != nullptr) {
+    auto p = pattern_list(read, "read");
+    if (!p) return tl::unexpected(p.error());
+    r.read = std::move(*p);
+    r.has_read = true;
+  }
+  if (const Object* write = f.take("write"); write != nullptr) {
+    auto p = pattern_list(write, "write");
+    if (!p) return tl::unexpected(p.error());
+    r.write = std::move(*p);
+    r.has_write = true;
+  }
+  if (auto rest = f.none_left("trust_add"); !rest) return tl::unexpected(rest.error());
+  return r;
+}
+
+Parsed<Request> parse_trust_revoke(Fields& f) {
+  const Object* who = f.take("who");
+  if (who == nullptr) return bad("trust_revoke: who (a node name or public key) is required");
+  auto w = bounded_text(who, "who", 2 * public_key_bytes);
+  if (!w) return tl::unexpected(w.error());
+  if (auto rest = f.none_left("trust_revoke"); !rest) return tl::unexpected(rest.error());
+  return TrustRevokeRequest{std::move(*w)};
+}
+
 Parsed<Request> dispatch(const std::string& cmd, Fields& f, const RequestLimits& limits) {
+  if (cmd == "trust_add") return parse_trust_add(f);
+  if (cmd == "trust_revoke") return parse_trust_revoke(f);
+  if (cmd == "peers" || cmd == "sync" || cmd == "trust_list") {
+    if (auto rest = f.none_left(cmd); !rest) return tl::unexpected(rest.error());
+    if (cmd == "peers") return PeersRequest{};
+    if (cmd == "sync") return SyncRequest{};
+    return TrustListRequest{};
+  }
   if (cmd == "submit") return parse_submit(f);
   if (cmd == "op" || cmd == "track") {
     auto id = parse_id_only(f, cmd);
@@ -318,6 +386,8 @@ std::string_view code_name(Code code) {
       return "storage_error";
     case Code::internal:
       return "internal";
+    case Code::forbidden:
+      return "forbidden";
   }
   return "internal";
 }
@@ -337,6 +407,8 @@ Code code_for(const Error& error) {
     case Errc::io:
     case Errc::corrupt:
       return Code::storage_error;
+    case Errc::unauthorized:
+      return Code::forbidden;
     default:
       return Code::internal;
   }

@@ -30,8 +30,9 @@ enum class Code {
   storage_full,
   storage_error,
   internal,
+  forbidden,
 };
-inline constexpr std::size_t code_count = 8;
+inline constexpr std::size_t code_count = 9;
 std::string_view code_name(Code code);
 
 struct Failure {
@@ -70,8 +71,26 @@ struct ConflictsRequest {
   std::size_t limit = 0;  // records at most
 };
 
+// Replication (docs/ipc.md): the peers and trust commands, answered by the daemon.
+struct PeersRequest {};
+struct SyncRequest {};
+struct TrustListRequest {};
+struct TrustAddRequest {
+  std::string name;
+  PublicKey key{};
+  std::string role;                // empty: station
+  std::vector<std::string> read;   // empty with has_read unset: the role's defaults
+  std::vector<std::string> write;  // the same, with has_write
+  bool has_read = false;
+  bool has_write = false;
+};
+struct TrustRevokeRequest {
+  std::string who;  // a node name or a 64-hex public key
+};
+
 using Request = std::variant<SubmitRequest, OpRequest, TrackRequest, PullRequest, StatusRequest,
-                             GetRequest, ConflictsRequest>;
+                             GetRequest, ConflictsRequest, PeersRequest, SyncRequest,
+                             TrustListRequest, TrustAddRequest, TrustRevokeRequest>;
 
 // Records listed by one `conflicts` reply: by default, and at most.
 inline constexpr std::size_t conflicts_limit_default = 100;

@@ -13,6 +13,8 @@
 
 namespace ferry {
 
+class CurveSecretKey;
+
 class NodeKey {
  public:
   static NodeKey generate();
@@ -29,6 +31,9 @@ class NodeKey {
   Signature sign(std::span<const std::uint8_t> message) const;
 
  private:
+  // The one reader of the secret outside this class: it derives the CurveZMQ secret (trust.h).
+  friend CurveSecretKey curve_secret_of(const NodeKey& key);
+
   explicit NodeKey(KeyPair pair) : pair_(std::move(pair)) {}
   KeyPair pair_;
 };

@@ -6,6 +6,7 @@
 #include <ranges>
 
 #include "protocol/limits.h"
+#include "protocol/receipt.h"
 #include "storage/schema.h"
 
 namespace ferry::storage {
@@ -19,6 +20,12 @@ struct OpStore::Statements {
   Statement feed_range;
   Statement after;
   Statement max_hlc;
+  Statement insert_custody;
+  Statement first_custody;
+  Statement insert_receipt;
+  Statement first_receipt;
+  Statement record_keys;
+  Statement newest_receipt;
 };
 
 namespace {
@@ -128,6 +135,15 @@ Result<void> OpStore::prepare() {
       select + "WHERE feed_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
       select + "WHERE arrival > ?1 ORDER BY arrival LIMIT ?2",
       "SELECT coalesce(max(o.hlc), 0) FROM ops o JOIN feeds f USING (feed_id) WHERE f.origin = ?1",
+      "INSERT OR IGNORE INTO custody (feed_id, through, peer, at_ms) VALUES (?1, ?2, ?3, ?4)",
+      "SELECT peer, at_ms FROM custody WHERE feed_id = ?1 AND through >= ?2 "
+      "ORDER BY at_ms, through LIMIT 1",
+      "INSERT OR IGNORE INTO receipts (feed_id, through, receipt) VALUES (?1, ?2, ?3)",
+      "SELECT o.id, o.hlc, o.stored_at FROM receipts r JOIN ops o ON o.arrival = r.receipt "
+      "WHERE r.feed_id = ?1 AND r.through >= ?2 ORDER BY r.receipt LIMIT 1",
+      "SELECT key FROM records WHERE channel = ?1 ORDER BY key LIMIT ?2",
+      "SELECT f.origin, max(r.through) FROM receipts r JOIN feeds f USING (feed_id) "
+      "WHERE f.channel = ?1 GROUP BY r.feed_id",
   };
   std::vector<Statement> prepared;
   for (const std::string& s : sql) {
@@ -135,10 +151,11 @@ Result<void> OpStore::prepare() {
     if (!stmt) return tl::unexpected(stmt.error());
     prepared.push_back(std::move(*stmt));
   }
-  stmts_.reset(new Statements{std::move(prepared[0]), std::move(prepared[1]),
-                              std::move(prepared[2]), std::move(prepared[3]),
-                              std::move(prepared[4]), std::move(prepared[5]),
-                              std::move(prepared[6]), std::move(prepared[7])});
+  auto p = prepared.begin();
+  stmts_.reset(new Statements{std::move(p[0]), std::move(p[1]), std::move(p[2]), std::move(p[3]),
+                              std::move(p[4]), std::move(p[5]), std::move(p[6]), std::move(p[7]),
+                              std::move(p[8]), std::move(p[9]), std::move(p[10]), std::move(p[11]),
+                              std::move(p[12]), std::move(p[13])});
   return {};
 }
 
@@ -236,7 +253,31 @@ Result<std::uint64_t> OpStore::insert(const SignedOp& signed_op, std::map<FeedId
       return tl::unexpected(done.error());
     }
   }
+  if (options_.authority && h.origin == *options_.authority && h.kind == receipt_kind) {
+    if (auto noted = note_receipt(op, arrival, staged); !noted) {
+      return tl::unexpected(noted.error());
+    }
+  }
   return arrival;
+}
+
+// A receipt whose body does not parse is kept like any op (history is immutable) and marks
+// nothing; feeds not held here are skipped.
+Result<void> OpStore::note_receipt(const Op& op, std::uint64_t arrival,
+                                   std::map<FeedId, Feed>& staged) {
+  auto feeds = parse_receipt_body(op.body());
+  if (!feeds) return {};
+  for (const auto& [origin, through] : *feeds) {
+    auto feed = staged_feed(FeedId{origin, op.header().channel}, staged);
+    if (!feed) return tl::unexpected(feed.error());
+    if (feed->feed_id == 0) continue;
+    auto noted = stmts_->insert_receipt.bind(1, feed->feed_id)
+                     .bind(2, static_cast<std::int64_t>(through))
+                     .bind(3, static_cast<std::int64_t>(arrival))
+                     .run();
+    if (!noted) return noted;
+  }
+  return {};
 }
 
 // Writes each touched feed's new head once per batch, however many ops the batch added to it.
@@ -367,13 +408,13 @@ Result<bool> OpStore::held(const Op& op, const Feed& feed) {
   return same;
 }
 
-Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops) {
-  auto report = ingest_batch(ops);
+Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops, IngestMode mode) {
+  auto report = ingest_batch(ops, mode);
   if (!report) records_->discard();  // the transaction rolled back
   return report;
 }
 
-Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops) {
+Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops, IngestMode mode) {
   // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
   std::vector<Result<void>> verified;
   verified.reserve(ops.size());
@@ -408,6 +449,11 @@ Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops) {
     arrival = *stored;
     ++report.stored;
   }
+  if (mode == IngestMode::all_or_nothing && !report.rejected.empty()) {
+    records_->discard();  // the destructor rolls the transaction back
+    report.stored = 0;
+    return report;
+  }
   if (report.stored == 0) return report;  // nothing to commit; the destructor rolls back
   if (auto heads = write_heads(staged); !heads) return tl::unexpected(heads.error());
   if (auto flushed = records_->flush(); !flushed) return tl::unexpected(flushed.error());
@@ -432,11 +478,13 @@ Result<StoredOp> OpStore::read_row(Statement& stmt, int first) {
 }
 
 Result<std::vector<StoredOp>> OpStore::missing(const VersionVector& theirs,
-                                               const BatchLimits& limits) {
+                                               const BatchLimits& limits,
+                                               const FeedFilter& wanted) {
   FERRY_ASSERT(limits.ops_max > 0);
   std::vector<StoredOp> batch;
   std::size_t bytes = 0;
   for (const FeedRange& range : vector_.lacking_in(theirs)) {
+    if (wanted && !wanted(range.feed)) continue;
     Statement& stmt = stmts_->feed_range;
     std::size_t room = limits.ops_max - batch.size();
     stmt.bind(1, feeds_.at(range.feed).feed_id)
@@ -495,6 +543,90 @@ Result<StoredOp> OpStore::get(const OpId& id) {
   auto op = read_row(stmt, 0);
   stmt.reset();
   return op;
+}
+
+Result<void> OpStore::record_custody(const PublicKey& peer, const VersionVector& acked,
+                                     std::uint64_t now_ms) {
+  auto txn = Transaction::begin(db_);
+  if (!txn) return tl::unexpected(txn.error());
+  bool any = false;
+  for (const auto& [feed, seq] : acked.entries()) {
+    auto held = feeds_.find(feed);
+    if (held == feeds_.end()) continue;
+    auto noted = stmts_->insert_custody.bind(1, held->second.feed_id)
+                     .bind(2, static_cast<std::int64_t>(seq))
+                     .bind(3, bytes_of(peer))
+                     .bind(4, static_cast<std::int64_t>(now_ms))
+                     .run();
+    if (!noted) return noted;
+    any = true;
+  }
+  if (!any) return {};
+  return txn->commit();
+}
+
+Result<Tracked> OpStore::track(const OpId& id) {
+  auto stored = get(id);
+  if (!stored) return tl::unexpected(stored.error());
+  const OpHeader& h = stored->signed_op.op.header();
+  Tracked out{stored->stored_at_ms, {}, {}};
+  std::int64_t feed_id = feeds_.at(FeedId{h.origin, h.channel}).feed_id;
+  Statement& custody = stmts_->first_custody;
+  auto row = custody.bind(1, feed_id).bind(2, static_cast<std::int64_t>(h.seq)).step();
+  if (!row) return tl::unexpected(row.error());
+  if (*row) {
+    Custody c;
+    auto peer = custody.column_blob(0);
+    std::copy(peer.begin(), peer.end(), c.peer.begin());
+    c.at_ms = static_cast<std::uint64_t>(custody.column_int(1));
+    out.forwarded = c;
+  }
+  custody.reset();
+  Statement& receipt = stmts_->first_receipt;
+  row = receipt.bind(1, feed_id).bind(2, static_cast<std::int64_t>(h.seq)).step();
+  if (!row) return tl::unexpected(row.error());
+  if (*row) {
+    Delivery d;
+    auto rid = receipt.column_blob(0);
+    std::copy(rid.begin(), rid.end(), d.receipt.begin());
+    d.receipt_hlc = static_cast<std::uint64_t>(receipt.column_int(1));
+    d.at_ms = static_cast<std::uint64_t>(receipt.column_int(2));
+    out.delivered = d;
+  }
+  receipt.reset();
+  return out;
+}
+
+Result<std::map<PublicKey, std::uint64_t>> OpStore::receipted(const std::string& channel) {
+  std::map<PublicKey, std::uint64_t> out;
+  Statement& stmt = stmts_->newest_receipt;
+  stmt.bind(1, channel);
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) break;
+    PublicKey origin{};
+    auto blob = stmt.column_blob(0);
+    std::copy(blob.begin(), blob.end(), origin.begin());
+    out[origin] = static_cast<std::uint64_t>(stmt.column_int(1));
+  }
+  stmt.reset();
+  return out;
+}
+
+Result<std::vector<std::string>> OpStore::record_keys(const std::string& channel,
+                                                      std::size_t limit) {
+  std::vector<std::string> out;
+  Statement& stmt = stmts_->record_keys;
+  stmt.bind(1, channel).bind(2, static_cast<std::int64_t>(limit));
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) break;
+    out.emplace_back(stmt.column_text(0));
+  }
+  stmt.reset();
+  return out;
 }
 
 Result<std::uint64_t> OpStore::max_hlc(const PublicKey& origin) {

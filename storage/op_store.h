@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -84,6 +86,30 @@ struct RebuildReport {
   std::uint64_t pending = 0;  // ops still waiting for a dep the store does not hold
 };
 
+// Where a local op has got to (IPC track, docs/ipc.md).
+struct Custody {  // the first peer that acknowledged holding the op
+  PublicKey peer{};
+  std::uint64_t at_ms = 0;
+};
+struct Delivery {  // the authority's receipt that covers the op
+  OpId receipt{};
+  std::uint64_t receipt_hlc = 0;
+  std::uint64_t at_ms = 0;  // when the receipt was stored here
+};
+struct Tracked {
+  std::uint64_t stored_at_ms = 0;
+  std::optional<Custody> forwarded;
+  std::optional<Delivery> delivered;
+};
+
+// How ingest() treats a batch with a bad op: keep_good stores the good ops around it;
+// all_or_nothing stores nothing from the batch (replication: a peer that sends one bad op is cut
+// off, and nothing it sent in that batch is kept).
+enum class IngestMode { keep_good, all_or_nothing };
+
+// Which feeds missing() looks at; empty: all.
+using FeedFilter = std::function<bool(const FeedId&)>;
+
 struct StoreOptions {
   std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
   std::size_t sign_threads = 2;  // threads that sign one appended batch (see batch_signer.h)
@@ -91,6 +117,8 @@ struct StoreOptions {
   // Fold ops into records as they are stored. Off only in the benchmark that measures what the
   // merge costs; a store opened without it must be rebuilt (rebuild_records) before use.
   bool merge_records = true;
+  // The authority whose ferry.receipt ops (protocol/receipt.h) mark ops as delivered.
+  std::optional<PublicKey> authority;
 };
 
 class OpStore {
@@ -119,7 +147,8 @@ class OpStore {
   // Stores remote ops after verifying signature, chain and contiguity. Ops already held are
   // counted as duplicates; a bad op is rejected with its reason and nothing of it is stored; the
   // good ops of the batch commit together. An Error return means nothing was stored.
-  [[nodiscard]] Result<IngestReport> ingest(std::span<const SignedOp> ops);
+  [[nodiscard]] Result<IngestReport> ingest(std::span<const SignedOp> ops,
+                                            IngestMode mode = IngestMode::keep_good);
 
   // Highest contiguous seq per feed held.
   const VersionVector& version_vector() const { return vector_; }
@@ -127,13 +156,24 @@ class OpStore {
 
   // The ops that `theirs` lacks, in feed order (feeds in FeedId order, seq ascending), bounded.
   [[nodiscard]] Result<std::vector<StoredOp>> missing(const VersionVector& theirs,
-                                                      const BatchLimits& limits);
+                                                      const BatchLimits& limits,
+                                                      const FeedFilter& wanted = {});
 
   // Ops that arrived after the cursor, oldest first, at most limit.
   [[nodiscard]] Result<std::vector<StoredOp>> arrived_after(std::uint64_t arrival,
                                                             std::size_t limit);
 
   [[nodiscard]] Result<StoredOp> get(const OpId& id);
+
+  // ---- Custody and receipts ----
+  // Records that `peer` acknowledged holding each feed of `acked` (feeds not held here are
+  // skipped), in one durable commit.
+  [[nodiscard]] Result<void> record_custody(const PublicKey& peer, const VersionVector& acked,
+                                            std::uint64_t now_ms);
+  // Errc::not_found for an op not held.
+  [[nodiscard]] Result<Tracked> track(const OpId& id);
+  // The authority's newest receipt of a channel: what it covers (empty when there is none).
+  [[nodiscard]] Result<std::map<PublicKey, std::uint64_t>> receipted(const std::string& channel);
 
   // ---- Records (the merge, protocol/merge.h) ----
   // Every op is folded into its record (channel, key) in the transaction that stores it, once
@@ -144,6 +184,10 @@ class OpStore {
 
   // Errc::not_found for a record with no op folded in.
   [[nodiscard]] Result<Record> record(const std::string& channel, const std::string& key);
+
+  // The keys of a channel's records, in key order, at most limit.
+  [[nodiscard]] Result<std::vector<std::string>> record_keys(const std::string& channel,
+                                                             std::size_t limit);
 
   // Records with at least one conflicting field, in (channel, key) order, at most limit.
   [[nodiscard]] Result<std::vector<Record>> conflicted(std::size_t limit);
@@ -187,7 +231,9 @@ class OpStore {
   [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
-  [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops);
+  [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops, IngestMode mode);
+  [[nodiscard]] Result<void> note_receipt(const Op& op, std::uint64_t arrival,
+                                          std::map<FeedId, Feed>& staged);
   [[nodiscard]] Result<void> rebuild_in_transaction(RebuildReport& report);
 
   DataDirLock lock_;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "protocol/hex.h"
+#include "protocol/receipt.h"
 #include "tests/support/crash_vfs.h"
 #include "tests/support/test_support.h"
 
@@ -468,7 +469,9 @@ TEST_CASE("every acknowledged append survives a power cut that loses unsynced wr
   std::uint64_t acked = 0;
   for (int power_cut = 0; power_cut < 8; ++power_cut) {
     {
-      auto store = OpStore::open(dir.str(), wall, StoreOptions{test::crash_vfs::name});
+      StoreOptions options;
+      options.sqlite_vfs = test::crash_vfs::name;
+      auto store = OpStore::open(dir.str(), wall, options);
       REQUIRE(store);
       REQUIRE((*store)->head(feed).seq == acked);
       auto batches = 1 + rng() % 20;
@@ -555,4 +558,109 @@ TEST_CASE("checkpoints run on their own thread and keep the WAL bounded") {
   CHECK(wal_bytes_max < 200 * page);
   REQUIRE(store.op_count() == 60 * 32);
   require_valid_chains(store);
+}
+
+TEST_CASE("ingest all_or_nothing stores nothing from a batch with one bad op", "[custody]") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  NodeKey origin = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  SignedOp op1 = forge(origin, "station/huaniao", 1, OpId{});
+  SignedOp op2 = forge(origin, "station/huaniao", 2, op1.op.id());
+  SignedOp op3 = forge(origin, "station/huaniao", 3, op2.op.id());
+  op3.signature[5] ^= 1;
+  auto report = store->ingest(std::vector{op1, op2, op3}, IngestMode::all_or_nothing);
+  REQUIRE(report);
+  CHECK(report->stored == 0);
+  REQUIRE(report->rejected.size() == 1);
+  CHECK(report->rejected[0].index == 2);
+  CHECK(report->rejected[0].error.code == Errc::bad_signature);
+  CHECK(store->op_count() == 0);
+  CHECK(store->version_vector().entries().empty());
+  CHECK_FALSE(store->record("station/huaniao", "case-1"));
+  // The same batch without the bad op goes in whole.
+  auto good = store->ingest(std::vector{op1, op2}, IngestMode::all_or_nothing);
+  REQUIRE(good);
+  CHECK(good->stored == 2);
+  CHECK(store->record("station/huaniao", "case-2"));
+}
+
+TEST_CASE("missing() skips the feeds a filter leaves out", "[custody]") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  auto store = open_store(dir, wall);
+  std::vector<OpDraft> drafts;
+  for (int i = 0; i < 3; ++i) drafts.push_back(test::draft("station/a", std::to_string(i)));
+  for (int i = 0; i < 2; ++i) drafts.push_back(test::draft("ferry/trust", std::to_string(i)));
+  REQUIRE(store->append(key, clock, drafts));
+  BatchLimits limits{100, 1 << 20};
+  auto all = store->missing(VersionVector{}, limits);
+  REQUIRE(all);
+  CHECK(all->size() == 5);
+  auto trust_only = store->missing(
+      VersionVector{}, limits, [](const FeedId& feed) { return feed.channel == "ferry/trust"; });
+  REQUIRE(trust_only);
+  REQUIRE(trust_only->size() == 2);
+  for (const StoredOp& s : *trust_only) CHECK(s.signed_op.op.header().channel == "ferry/trust");
+}
+
+TEST_CASE("track reports custody and the authority's receipt", "[custody]") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey station = NodeKey::generate();
+  NodeKey hub = NodeKey::generate();
+  StoreOptions options;
+  options.authority = hub.public_key();
+  auto opened = OpStore::open(dir.str(), wall, options);
+  REQUIRE(opened);
+  OpStore& store = **opened;
+  std::vector<OpDraft> drafts;
+  for (int i = 0; i < 4; ++i) drafts.push_back(test::draft("station/huaniao", std::to_string(i)));
+  auto appended = store.append(station, clock, drafts);
+  REQUIRE(appended);
+  const OpId& second = (*appended)[1].id;
+  const OpId& fourth = (*appended)[3].id;
+  auto tracked = store.track(second);
+  REQUIRE(tracked);
+  CHECK_FALSE(tracked->forwarded);
+  CHECK_FALSE(tracked->delivered);
+
+  FeedId feed{station.public_key(), "station/huaniao"};
+  VersionVector acked;
+  acked.raise(feed, 2);
+  acked.raise(FeedId{hub.public_key(), "broadcast"}, 9);  // not held here: skipped
+  REQUIRE(store.record_custody(hub.public_key(), acked, 1234));
+  tracked = store.track(second);
+  REQUIRE(tracked);
+  REQUIRE(tracked->forwarded);
+  CHECK(tracked->forwarded->peer == hub.public_key());
+  CHECK(tracked->forwarded->at_ms == 1234);
+  CHECK_FALSE(store.track(fourth)->forwarded);
+
+  // A receipt from someone else marks nothing; the authority's does.
+  OpDraft receipt = test::draft("station/huaniao", std::string(receipt_key));
+  receipt.kind = std::string(receipt_kind);
+  receipt.body = encode_receipt_body({{station.public_key(), 3}});
+  NodeKey stranger = NodeKey::generate();
+  auto stranger_receipt = Op::build(stranger.public_key(), 1, OpId{}, 5000, receipt);
+  REQUIRE(stranger_receipt);
+  REQUIRE(store.ingest(std::vector{sign_op(std::move(*stranger_receipt), stranger)}));
+  CHECK_FALSE(store.track(second)->delivered);
+  auto hub_receipt = Op::build(hub.public_key(), 1, OpId{}, 6000, receipt);
+  REQUIRE(hub_receipt);
+  OpId receipt_id = hub_receipt->id();
+  REQUIRE(store.ingest(std::vector{sign_op(std::move(*hub_receipt), hub)}));
+  tracked = store.track(second);
+  REQUIRE(tracked);
+  REQUIRE(tracked->delivered);
+  CHECK(tracked->delivered->receipt == receipt_id);
+  CHECK(tracked->delivered->receipt_hlc == 6000);
+  CHECK_FALSE(store.track(fourth)->delivered);
+  auto receipted = store.receipted("station/huaniao");
+  REQUIRE(receipted);
+  CHECK(receipted->at(station.public_key()) == 3);
+  CHECK(store.track(OpId{}).error().code == Errc::not_found);
 }

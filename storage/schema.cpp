@@ -7,7 +7,7 @@ namespace ferry::storage {
 namespace {
 
 // Append only: a migration that has shipped is never edited, the next one corrects it.
-constexpr std::array<const char*, 2> migrations = {
+constexpr std::array<const char*, 3> migrations = {
     // 1: feeds and ops. arrival is the local arrival cursor: ops are never deleted, so the rowid
     // (max + 1) only grows and AUTOINCREMENT's extra page write per commit is not needed. An id
     // is the hash of an envelope that names its feed and seq, so UNIQUE (feed_id, seq) already
@@ -72,6 +72,25 @@ CREATE TABLE meta (
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO meta (name, value) SELECT 'records_stale', 1 WHERE EXISTS (SELECT 1 FROM ops);
+)sql",
+    // 3: custody and receipts (docs/protocol.md). custody: a peer acknowledged holding a feed
+    // through seq `through`, at at_ms (one row per acknowledgement that raised it; the first row
+    // covering an op tells who took custody and when). receipts: the authority's receipt op (by
+    // arrival) covering a feed through seq `through`.
+    R"sql(
+CREATE TABLE custody (
+  feed_id INTEGER NOT NULL REFERENCES feeds (feed_id),
+  through INTEGER NOT NULL CHECK (through >= 1),
+  peer    BLOB NOT NULL CHECK (length(peer) = 32),
+  at_ms   INTEGER NOT NULL,
+  PRIMARY KEY (feed_id, through, peer)
+) WITHOUT ROWID;
+CREATE TABLE receipts (
+  feed_id INTEGER NOT NULL REFERENCES feeds (feed_id),
+  through INTEGER NOT NULL CHECK (through >= 1),
+  receipt INTEGER NOT NULL REFERENCES ops (arrival),
+  PRIMARY KEY (feed_id, through)
+) WITHOUT ROWID;
 )sql",
 };
 

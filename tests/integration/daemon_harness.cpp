@@ -1,8 +1,11 @@
 #include "tests/integration/daemon_harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -730,6 +733,44 @@ TestNode::TestNode(NodeSettings settings) : settings_(std::move(settings)) {
     throw harness_error("the test's config does not parse: " + parsed.error().detail);
   }
   config_path_ = dir_.file("ferry.toml");
+  config_text_ = text;
+  write_file(config_path_, text);
+}
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw harness_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw harness_error("cannot find a free port");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+void TestNode::replicate(const Replication& r) {
+  std::string text = config_text_;
+  text = with_setting(text, "node", "role", "\"" + r.role + "\"");
+  std::string extra = "\n[authority]\nkey = \"" + r.authority + "\"\n";
+  if (r.listen) {
+    listen_endpoint_ = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+    extra += "\n[listen]\nendpoint = \"" + listen_endpoint_ + "\"\n";
+  }
+  for (const auto& [endpoint, key] : r.upstreams) {
+    extra += "\n[[upstream]]\nendpoint = \"" + endpoint + "\"\nkey = \"" + key + "\"\n";
+  }
+  text += extra;
+  for (const auto& [k, v] : r.limits) text = with_setting(text, "replication", k, v);
+  if (auto parsed = config::parse_config(text, config_path_); !parsed) {
+    throw harness_error("the test's replication config does not parse: " + parsed.error().detail +
+                        "\n" + text);
+  }
   config_text_ = text;
   write_file(config_path_, text);
 }

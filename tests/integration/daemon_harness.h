@@ -217,6 +217,18 @@ struct NodeSettings {
   std::string log_level = "info";
 };
 
+// A free TCP port on 127.0.0.1 (bound once by the kernel's choice and released).
+int free_tcp_port();
+
+// How a TestNode replicates (docs/protocol.md); set with TestNode::replicate before start().
+struct Replication {
+  std::string role = "station";
+  bool listen = false;                                         // on tcp://127.0.0.1:<free port>
+  std::string authority;                                       // hex; required
+  std::vector<std::pair<std::string, std::string>> upstreams;  // endpoint, key hex
+  std::map<std::string, std::string> limits;  // [replication] key -> TOML value text
+};
+
 class TestNode {
  public:
   explicit TestNode(NodeSettings settings = {});
@@ -233,6 +245,10 @@ class TestNode {
   std::string default_channel() const { return "station/" + settings_.name; }
   std::string file(const std::string& name) const { return dir_.file(name); }
   const std::string& config_text() const { return config_text_; }
+
+  // Rewrites the config to replicate; listen_endpoint() is set when it listens.
+  void replicate(const Replication& replication);
+  const std::string& listen_endpoint() const { return listen_endpoint_; }
 
   // Spawns ferryd --config and waits (bounded) until it answers a status request.
   void start();
@@ -276,6 +292,7 @@ class TestNode {
   std::string endpoint_;
   std::string node_id_;
   std::string config_text_;
+  std::string listen_endpoint_;
   std::vector<Child> children_;
   pid_t pid_ = -1;  // the serving daemon, if any
   int starts_ = 0;

@@ -236,8 +236,9 @@ TEST_CASE_METHOD(RoundTrip, "status reports the node, its ops, feeds and request
                               "unsent_replies"}));
   // status0, three submits and this status.
   CHECK(ipc["requests"].u64() == status0["ipc"]["requests"].u64() + 4);
-  CHECK(ipc["errors"].keys() == sorted({"bad_request", "unknown_command", "too_large", "not_found",
-                                        "busy", "storage_full", "storage_error", "internal"}));
+  CHECK(ipc["errors"].keys() ==
+        sorted({"bad_request", "unknown_command", "too_large", "not_found", "busy", "storage_full",
+                "storage_error", "internal", "forbidden"}));
   for (const auto& [code, count] : ipc["errors"].fields()) {
     INFO(code);
     CHECK(count.u64() == 0);
