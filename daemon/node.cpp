@@ -94,6 +94,13 @@ Result<void> Node::may_write(const OpDraft& draft) const {
 
 Result<storage::IngestReport> Node::ingest(std::span<const SignedOp> ops) {
   auto report = store_->ingest(ops, storage::IngestMode::all_or_nothing);
+  if (report && report->stored > 0) {
+    // The clock moves past what it hears of; an op far ahead of it is kept (history is
+    // immutable) but counted, and does not drag the clock along.
+    for (const SignedOp& s : ops) {
+      if (!clock_.observe(s.op.header().hlc)) ++clock_ahead_;
+    }
+  }
   if (report && report->stored > 0 && std::ranges::any_of(ops, [](const SignedOp& s) {
         return s.op.header().channel == trust_channel;
       })) {
@@ -330,7 +337,7 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
   if (counters.replication) {
     const ReplicationCounters& r = *counters.replication;
     w.key("replication");
-    pk.pack_map(12);
+    pk.pack_map(13);
     auto by_code = [&](const std::array<std::uint64_t, sync::error_code_count>& counts) {
       pk.pack_map(static_cast<std::uint32_t>(sync::error_code_count));
       for (std::size_t i = 0; i < sync::error_code_count; ++i) {
@@ -349,7 +356,8 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
                                {"ops_received", r.ops_received},
                                {"duplicates", r.duplicates},
                                {"revoked_skipped", r.revoked_skipped},
-                               {"receipts_written", r.receipts_written}}) {
+                               {"receipts_written", r.receipts_written},
+                               {"clock_ahead", clock_ahead_}}) {
       w.key(name);
       pk.pack_uint64(value);
     }

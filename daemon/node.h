@@ -97,6 +97,7 @@ class Node {
   Result<OpDraft> trust_draft(const ipc::TrustAddRequest& request) const;
   Result<OpDraft> trust_draft(const ipc::TrustRevokeRequest& request) const;
   ipc::Bytes encode_trust_list() const;
+  std::uint64_t clock_ahead() const { return clock_ahead_; }
 
  private:
   ipc::Parsed<ipc::Bytes> status(const IpcCounters& counters);
@@ -116,6 +117,7 @@ class Node {
   std::string default_channel_;
   std::chrono::steady_clock::time_point started_;
   std::optional<TrustView> trust_;
+  std::uint64_t clock_ahead_ = 0;  // received ops stamped beyond clock_drift_max ahead of us
 };
 
 // Trust entries read from the store at most; more are ignored (and logged).

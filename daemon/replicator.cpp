@@ -509,7 +509,11 @@ void Replicator::on_welcome(Link link, Session& session, const sync::Welcome& we
   session.sent = welcome.vector;
   session.acked = welcome.vector;
   session.opened_at = std::chrono::steady_clock::now();
-  up.backoff = limits_.reconnect_min;  // a session opened: the next failure starts small again
+  // Custody the upstream already holds (acks lost with the last connection).
+  if (auto noted = node_.store().record_custody(welcome.key, welcome.vector, wall_.now_ms());
+      !noted) {
+    spdlog::error("custody not recorded: {}", to_string(noted.error()));
+  }
   ++counters_.sessions_opened;
   Memory& m = memory(welcome.key);
   m.name = welcome.name;
@@ -618,10 +622,8 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
     m.acked.raise(feed, s.op.header().seq);
   }
   for (const auto& [feed, seq] : named) session.sent.raise(feed, seq);  // skipped ones too
-  if (ack.vector.entries().empty()) {  // every op was skipped: acknowledge what the peer named
-    for (const auto& [feed, seq] : named) {
-      ack.vector.raise(feed, std::max<std::uint64_t>(held.seq(feed), 1));
-    }
+  for (const auto& [feed, seq] : named) {  // what is held of skipped feeds, if anything
+    if (held.seq(feed) > 0) ack.vector.raise(feed, held.seq(feed));
   }
   if (!send(link, session, ack)) {
     end_session(link, "the acknowledgement could not be sent");
@@ -641,6 +643,9 @@ void Replicator::on_ack(Link link, Session& session, const sync::Ack& ack) {
   }
   session.unacked.pop_front();
   session.acked.merge(ack.vector);
+  // Progress: the next failure of this link starts its backoff small again. (Not on welcome: a
+  // peer that opens sessions and then refuses every batch must not be retried at full speed.)
+  if (link.upstream != nullptr) link.upstream->backoff = limits_.reconnect_min;
   Memory& m = memory(session.peer);
   m.acked.merge(ack.vector);
   if (link.upstream != nullptr) {
@@ -820,7 +825,6 @@ void Replicator::tick() {
     Session& s = *up->session;
     if (!up->connected) continue;  // ZeroMQ is (re)trying the TCP connection
     if (now - s.last_received > limits_.heartbeat_timeout) {
-      ++counters_.sessions_lost;
       drop_upstream(*up, "no message from the upstream for " +
                              std::to_string(limits_.heartbeat_timeout.count()) + " ms");
       continue;

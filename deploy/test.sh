@@ -16,6 +16,7 @@ packages=(
   libzmq3-dev cppzmq-dev libsqlite3-dev libsodium-dev libmsgpack-cxx-dev libcli11-dev
   catch2 libexpected-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev
   clang-format sqlite3 python3 python3-zmq python3-msgpack
+  iproute2 nftables
 )
 
 install_missing() {

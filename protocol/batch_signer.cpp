@@ -5,24 +5,41 @@
 
 namespace ferry {
 
+namespace {
+
+// Runs range(first, last) over [0, n) split into `threads` shares, the first on the calling
+// thread; small jobs run on the calling thread alone.
+template <class Range>
+void split_over_threads(std::size_t n, std::size_t threads, Range range) {
+  std::size_t workers = n < parallel_sign_ops_min ? 1 : std::max<std::size_t>(threads, 1);
+  std::size_t share = (n + workers - 1) / workers;
+  std::vector<std::jthread> helpers;
+  for (std::size_t w = 1; w < workers; ++w) {
+    std::size_t first = std::min(n, w * share);
+    std::size_t last = std::min(n, first + share);
+    helpers.emplace_back(range, first, last);
+  }
+  range(0, std::min(n, share));
+}  // the helpers join here
+
+}  // namespace
+
+std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads) {
+  std::vector<Result<void>> verified(ops.size());
+  split_over_threads(ops.size(), threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t i = first; i < last; ++i) verified[i] = verify_op(ops[i].op, ops[i].signature);
+  });
+  return verified;
+}
+
 std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::size_t threads) {
   std::vector<Signature> signatures(ops.size());
-  auto sign_range = [&](std::size_t first, std::size_t last) {
+  split_over_threads(ops.size(), threads, [&](std::size_t first, std::size_t last) {
     for (std::size_t i = first; i < last; ++i) {
       FERRY_ASSERT(ops[i].header().origin == key.public_key());
       signatures[i] = key.sign(op_signing_message(ops[i].id()));
     }
-  };
-  std::size_t workers = ops.size() < parallel_sign_ops_min ? 1 : std::max<std::size_t>(threads, 1);
-  std::size_t share = (ops.size() + workers - 1) / std::max<std::size_t>(workers, 1);
-  std::vector<std::jthread> helpers;
-  for (std::size_t w = 1; w < workers; ++w) {
-    std::size_t first = std::min(ops.size(), w * share);
-    std::size_t last = std::min(ops.size(), first + share);
-    helpers.emplace_back(sign_range, first, last);
-  }
-  sign_range(0, std::min(ops.size(), share));
-  helpers.clear();  // joins
+  });
   std::vector<SignedOp> signed_ops;
   signed_ops.reserve(ops.size());
   for (std::size_t i = 0; i < ops.size(); ++i) {

@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,10 @@ inline constexpr std::size_t parallel_sign_ops_min = 64;
 
 // Signs every op with key (all must have key's origin), on up to `threads` threads.
 std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::size_t threads);
+
+// verify_op for every op, on up to `threads` threads (a peer's batch: verifying is the costly
+// part of storing it).
+std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads);
 
 // A fixed set of threads that sign op ids in the background, so that a caller can commit one
 // batch while the next is being signed. Each job is split across the threads. The key must

@@ -70,3 +70,25 @@ TEST_CASE("the signing pool signs jobs in the background and says when each is d
   while (done.load() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
   CHECK(done.load() == 4);
 }
+
+TEST_CASE("verifying a batch on several threads finds exactly the ops that do not verify") {
+  NodeKey key = NodeKey::generate();
+  for (std::size_t count : {0, 1, 64, 301}) {
+    for (std::size_t threads : {1, 2, 3}) {
+      INFO(count << " ops on " << threads << " threads");
+      std::vector<SignedOp> ops = sign_ops(make_ops(key, count), key, threads);
+      std::vector<std::size_t> broken;
+      for (std::size_t i = 0; i < count; i += 97) {
+        ops[i].signature[7] ^= 0x20;
+        broken.push_back(i);
+      }
+      std::vector<Result<void>> verified = verify_ops(ops, threads);
+      REQUIRE(verified.size() == count);
+      for (std::size_t i = 0; i < count; ++i) {
+        bool bad = std::find(broken.begin(), broken.end(), i) != broken.end();
+        CHECK(verified[i].has_value() == !bad);
+        if (bad) CHECK(verified[i].error().code == Errc::bad_signature);
+      }
+    }
+  }
+}

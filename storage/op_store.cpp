@@ -416,9 +416,7 @@ Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops, IngestMode m
 
 Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops, IngestMode mode) {
   // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
-  std::vector<Result<void>> verified;
-  verified.reserve(ops.size());
-  for (const SignedOp& op : ops) verified.push_back(verify_op(op.op, op.signature));
+  std::vector<Result<void>> verified = verify_ops(ops, options_.sign_threads);
 
   IngestReport report;
   std::map<FeedId, Feed> staged;

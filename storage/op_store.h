@@ -112,7 +112,7 @@ using FeedFilter = std::function<bool(const FeedId&)>;
 
 struct StoreOptions {
   std::string sqlite_vfs;  // a registered SQLite VFS; empty for the default (tests inject faults)
-  std::size_t sign_threads = 2;  // threads that sign one appended batch (see batch_signer.h)
+  std::size_t sign_threads = 2;  // threads that sign an appended batch and verify an ingested one
   int wal_checkpoint_pages = wal_checkpoint_pages_default;  // see checkpointer.h
   // Fold ops into records as they are stored. Off only in the benchmark that measures what the
   // merge costs; a store opened without it must be rebuilt (rebuild_records) before use.

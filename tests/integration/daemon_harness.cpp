@@ -737,6 +737,13 @@ TestNode::TestNode(NodeSettings settings) : settings_(std::move(settings)) {
   write_file(config_path_, text);
 }
 
+std::string ip_path() {
+  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+    if (::access(path, X_OK) == 0) return path;
+  }
+  return {};
+}
+
 int free_tcp_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw harness_error("socket failed");
@@ -759,7 +766,7 @@ void TestNode::replicate(const Replication& r) {
   text = with_setting(text, "node", "role", "\"" + r.role + "\"");
   std::string extra = "\n[authority]\nkey = \"" + r.authority + "\"\n";
   if (r.listen) {
-    listen_endpoint_ = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+    listen_endpoint_ = "tcp://" + r.listen_host + ":" + std::to_string(free_tcp_port());
     extra += "\n[listen]\nendpoint = \"" + listen_endpoint_ + "\"\n";
   }
   for (const auto& [endpoint, key] : r.upstreams) {
@@ -809,7 +816,9 @@ void TestNode::reap(Child& child) {
 }
 
 pid_t TestNode::spawn(const std::vector<std::string>& args, const std::string& label) {
-  std::vector<std::string> argv{ferryd_path()};
+  std::vector<std::string> argv;
+  if (!settings_.netns.empty()) argv = {ip_path(), "netns", "exec", settings_.netns};
+  argv.push_back(ferryd_path());
   argv.insert(argv.end(), args.begin(), args.end());
   std::string stem = file("ferryd-" + std::to_string(children_.size() + 1));
   pid_t pid = spawn_process(argv, stem + ".out", stem + ".log");

@@ -215,7 +215,11 @@ struct NodeSettings {
   std::string name = "huaniao";
   std::map<std::string, std::string> limits;  // [limits] key -> TOML value text
   std::string log_level = "info";
+  std::string netns;  // run ferryd inside this network namespace (ip netns exec); empty: here
 };
+
+// The `ip` tool (iproute2); empty when it is not installed.
+std::string ip_path();
 
 // A free TCP port on 127.0.0.1 (bound once by the kernel's choice and released).
 int free_tcp_port();
@@ -223,7 +227,8 @@ int free_tcp_port();
 // How a TestNode replicates (docs/protocol.md); set with TestNode::replicate before start().
 struct Replication {
   std::string role = "station";
-  bool listen = false;                                         // on tcp://127.0.0.1:<free port>
+  bool listen = false;  // on tcp://<listen_host>:<free port>
+  std::string listen_host = "127.0.0.1";
   std::string authority;                                       // hex; required
   std::vector<std::pair<std::string, std::string>> upstreams;  // endpoint, key hex
   std::map<std::string, std::string> limits;  // [replication] key -> TOML value text

@@ -152,7 +152,9 @@ TEST_CASE("SIGTERM answers every waiting pull, then ferryd exits 0") {
 }
 
 TEST_CASE("pulls beyond pull_waiting_max get busy") {
-  TestNode node({.limits = {{"pull_waiting_max", "2"}}});
+  NodeSettings settings;
+  settings.limits = {{"pull_waiting_max", "2"}};
+  TestNode node(settings);
   node.start();
   IpcClient a = node.client();
   IpcClient b = node.client();

@@ -33,17 +33,25 @@ std::map<std::string, std::string> quick_limits() {
           {"receipt_interval_ms", "200"}};
 }
 
-Replication hub_role(const TestNode& hub) {
-  return Replication{"hub", true, hub.node_id(), {}, quick_limits()};
+Replication hub_role(const TestNode& hub, std::string listen_host = "127.0.0.1") {
+  Replication r;
+  r.role = "hub";
+  r.listen = true;
+  r.listen_host = std::move(listen_host);
+  r.authority = hub.node_id();
+  r.limits = quick_limits();
+  return r;
 }
 
 Replication below(const TestNode& upstream, const std::string& authority, std::string role,
                   bool listen = false) {
-  return Replication{std::move(role),
-                     listen,
-                     authority,
-                     {{upstream.listen_endpoint(), upstream.node_id()}},
-                     quick_limits()};
+  Replication r;
+  r.role = std::move(role);
+  r.listen = listen;
+  r.authority = authority;
+  r.upstreams = {{upstream.listen_endpoint(), upstream.node_id()}};
+  r.limits = quick_limits();
+  return r;
 }
 
 Value trust_add(TestNode& hub, const TestNode& node, const std::string& role) {
@@ -474,4 +482,162 @@ TEST_CASE("a revocation at the hub reaches the relay and blocks the station's ne
   hub.stop();
   require_verified(relay);
   require_verified(hub);
+}
+
+namespace {
+
+// Two network namespaces joined by a veth pair: the hub's (10.213.7.1) and a station's
+// (10.213.7.2). Only addresses inside these namespaces are used. Links are cut with nft rules in
+// the hub's namespace. Everything is torn down in the destructor. Needs root; available() says
+// whether it could be built (the test prints a visible SKIP otherwise).
+class NetLab {
+ public:
+  NetLab() {
+    std::string tag = std::to_string(::getpid() % 100000);
+    hub_ns_ = "ferry-h" + tag;
+    station_ns_ = "ferry-s" + tag;
+    std::string hub_if = "fh" + tag;
+    std::string station_if = "fs" + tag;
+    if (::geteuid() != 0 || ip_path().empty() || !tool("nft")) {
+      why_ = "needs root, iproute2 and nftables";
+      return;
+    }
+    cleanup();
+    ok_ = ip({"netns", "add", hub_ns_}) && ip({"netns", "add", station_ns_}) &&
+          ip({"link", "add", hub_if, "netns", hub_ns_, "type", "veth", "peer", "name", station_if,
+              "netns", station_ns_}) &&
+          in(hub_ns_, {ip_path(), "addr", "add", "10.213.7.1/24", "dev", hub_if}) &&
+          in(station_ns_, {ip_path(), "addr", "add", "10.213.7.2/24", "dev", station_if}) &&
+          in(hub_ns_, {ip_path(), "link", "set", hub_if, "up"}) &&
+          in(station_ns_, {ip_path(), "link", "set", station_if, "up"}) &&
+          in(hub_ns_, {ip_path(), "link", "set", "lo", "up"}) &&
+          in(station_ns_, {ip_path(), "link", "set", "lo", "up"});
+    if (!ok_) why_ = "could not build the namespaces: " + last_error_;
+  }
+  ~NetLab() { cleanup(); }
+
+  bool available() const { return ok_; }
+  const std::string& why() const { return why_; }
+  const std::string& hub_ns() const { return hub_ns_; }
+  const std::string& station_ns() const { return station_ns_; }
+
+  // Drops the hub's packets in one or both directions (a silent partition: no resets).
+  void cut(bool inbound, bool outbound) {
+    std::string rules = "table inet ferrycut {\n";
+    if (inbound)
+      rules += " chain in { type filter hook input priority 0; iifname != \"lo\" drop; }\n";
+    if (outbound) {
+      rules += " chain out { type filter hook output priority 0; oifname != \"lo\" drop; }\n";
+    }
+    rules += "}\n";
+    std::string file = dir_.file("cut.nft");
+    write_file(file, rules);
+    if (!in(hub_ns_, {"/usr/sbin/nft", "-f", file})) throw HarnessError("nft: " + last_error_);
+  }
+  void heal() { (void)in(hub_ns_, {"/usr/sbin/nft", "delete", "table", "inet", "ferrycut"}); }
+
+ private:
+  static bool tool(const std::string& name) {
+    return ::access(("/usr/sbin/" + name).c_str(), X_OK) == 0;
+  }
+  bool run(const std::vector<std::string>& argv) {
+    ProcessResult r = run_process(argv, 30s);
+    if (!r.status.ok()) last_error_ = r.err;
+    return r.status.ok();
+  }
+  bool ip(std::vector<std::string> args) {
+    args.insert(args.begin(), ip_path());
+    return run(args);
+  }
+  bool in(const std::string& ns, std::vector<std::string> args) {
+    args.insert(args.begin(), {ip_path(), "netns", "exec", ns});
+    return run(args);
+  }
+  void cleanup() {
+    for (const std::string& ns : {hub_ns_, station_ns_}) {
+      run_process({ip_path(), "netns", "del", ns}, 30s);  // fails harmlessly when absent
+    }
+  }
+
+  test::TempDir dir_;
+  std::string hub_ns_, station_ns_;
+  bool ok_ = false;
+  std::string why_;
+  std::string last_error_;
+};
+
+NodeSettings in_namespace(std::string name, std::string ns) {
+  NodeSettings settings = named(std::move(name));
+  settings.netns = std::move(ns);
+  return settings;
+}
+
+}  // namespace
+
+TEST_CASE("a 10 s silent partition during load, then heal: the replicas converge",
+          "[replication][netns]") {
+  NetLab lab;
+  if (!lab.available()) {
+    WARN("SKIP: partition test: " << lab.why());
+    return;
+  }
+  TestNode hub(in_namespace("hub", lab.hub_ns()));
+  TestNode station(in_namespace("huaniao", lab.station_ns()));
+  hub.replicate(hub_role(hub, "10.213.7.1"));
+  station.replicate(below(hub, hub.node_id(), "station"));
+  hub.start();
+  trust_add(hub, station, "station");
+  station.start();
+  Submitters load(station.endpoint(), 2, "partition");
+  const std::string channel = station.default_channel();
+  REQUIRE(wait_until([&] { return load.acked() >= 200 && counter(hub, "ops_received") > 0; }, 60s,
+                     10ms));
+  lab.cut(true, true);
+  auto cut_at = Clock::now();
+  std::uint64_t lost_before = counter(station, "sessions_lost");
+  // The station notices within the heartbeat timeout (1.5 s here), and keeps acknowledging.
+  REQUIRE(wait_until([&] { return counter(station, "sessions_lost") > lost_before; }, 10s, 20ms));
+  auto noticed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cut_at);
+  INFO("the cut was noticed after " << noticed.count() << " ms");
+  CHECK(noticed < 1500ms + 1000ms);
+  std::uint64_t acked_during = load.acked();
+  REQUIRE(wait_until([&] { return Clock::now() - cut_at >= 10s; }, 20s, 50ms));
+  CHECK(load.acked() > acked_during);
+  lab.heal();
+  load.stop();
+  CHECK(load.problems().empty());
+  REQUIRE(wait_until([&] { return converged(hub, station, channel); }, converge_timeout, 50ms));
+  CHECK(feed_length(hub, channel, station.node_id()) == load.acked());
+  hub.stop();
+  station.stop();
+  require_verified(hub);
+  require_verified(station);
+}
+
+TEST_CASE("a half-open link (one direction dropped) is noticed within the heartbeat timeout",
+          "[replication][netns]") {
+  NetLab lab;
+  if (!lab.available()) {
+    WARN("SKIP: half-open link test: " << lab.why());
+    return;
+  }
+  TestNode hub(in_namespace("hub", lab.hub_ns()));
+  TestNode station(in_namespace("dongji", lab.station_ns()));
+  hub.replicate(hub_role(hub, "10.213.7.1"));
+  station.replicate(below(hub, hub.node_id(), "station"));
+  hub.start();
+  trust_add(hub, station, "station");
+  station.start();
+  REQUIRE(wait_until([&] { return counter(station, "sessions_opened") >= 1; }, 60s, 10ms));
+  std::uint64_t lost_before = counter(station, "sessions_lost");
+  lab.cut(false, true);  // the hub still hears the station, the station hears nothing
+  auto cut_at = Clock::now();
+  REQUIRE(wait_until([&] { return counter(station, "sessions_lost") > lost_before; }, 10s, 20ms));
+  auto noticed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cut_at);
+  INFO("noticed after " << noticed.count() << " ms");
+  CHECK(noticed < 1500ms + 1000ms);
+  lab.heal();
+  submit_many(station, 10, "healed");
+  REQUIRE(wait_until([&] { return converged(hub, station, station.default_channel()); },
+                     converge_timeout, 50ms));
 }
