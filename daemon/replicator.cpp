@@ -240,12 +240,12 @@ void Replicator::handle_zap() {
       spdlog::error("zap: {}", e.what());
       return;
     }
-    if (frames.size() < 6) continue;  // not a ZAP request; a REP socket must still answer
+    if (frames.size() < 2) continue;  // libzmq never sends this; there is nothing to answer
     std::string status = "400";
     std::string text = "key not admitted";
     std::string user;
     const auto trust = node_.trust();
-    if (frames[5].to_string_view() == "CURVE" && frames.size() >= 7 &&
+    if (frames.size() >= 7 && frames[5].to_string_view() == "CURVE" &&
         frames[6].size() == curve_key_bytes && trust != nullptr) {
       CurvePublicKey curve{};
       std::memcpy(curve.data(), frames[6].data(), curve.size());
@@ -397,14 +397,20 @@ bool Replicator::send(Link link, Session& session, const sync::Message& message)
 
 // ---- Sessions ----
 
-sync::Greeting Replicator::greeting(const std::vector<std::string>& channels) const {
+sync::Greeting Replicator::greeting(const std::vector<std::string>& channels,
+                                    const PublicKey* reader) const {
   sync::Greeting g;
   g.name = node_.config().node.name;
   g.key = node_.public_key();
   g.role = std::string(config::role_name(node_.config().node.role));
   g.channels = channels;
   std::size_t n = 0;
+  const TrustView* trust = node_.trust();
   for (const auto& [feed, seq] : node_.store().version_vector().entries()) {
+    // A downstream peer learns only of feeds it may read (what it sends up is in those).
+    if (reader != nullptr && (trust == nullptr || !trust->may_read(*reader, feed.channel))) {
+      continue;
+    }
     if (n++ == limits_.vector_entries_max) break;  // the peer resends a little; no harm
     g.vector.raise(feed, seq);
   }
@@ -481,7 +487,7 @@ void Replicator::on_hello(Link link, Session& session, const sync::Hello& hello,
   m.wanted = hello.channels;
   m.acked = hello.vector;
   spdlog::info("peer {} ({}) connected", hello.name, short_key(hello.key));
-  if (!send(link, session, sync::Welcome{greeting({"*"})})) return;
+  if (!send(link, session, sync::Welcome{greeting({"*"}, &hello.key)})) return;
   pump(link, session);
 }
 

@@ -139,7 +139,9 @@ class Replicator {
   void end_session(Link link, std::string reason);
   void connect_upstream(Upstream& up);
   void drop_upstream(Upstream& up, std::string reason);
-  sync::Greeting greeting(const std::vector<std::string>& channels) const;
+  // This node's greeting; with a reader, its vector holds only the feeds the reader may read.
+  sync::Greeting greeting(const std::vector<std::string>& channels,
+                          const PublicKey* reader = nullptr) const;
   bool sendable(const PublicKey& peer, const std::vector<std::string>& wanted, bool to_upstream,
                 const FeedId& feed) const;
   std::optional<sync::ErrorCode> refuse_op(const Op& op, bool from_upstream, std::string& why,
