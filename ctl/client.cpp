@@ -27,13 +27,24 @@ Error with_context(Error error, std::string_view context) {
   return error;
 }
 
+bool is_hex_digits(std::string_view text) {
+  return text.size() == id_hex_digits && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
+}
+
 Result<void> check_id(std::string_view id_hex) {
-  bool hex =
-      id_hex.size() == id_hex_digits && std::all_of(id_hex.begin(), id_hex.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-      });
-  if (!hex) {
+  if (!is_hex_digits(id_hex)) {
     return fail(Errc::malformed, "an id is 64 hex digits, not \"" + std::string(id_hex) + "\"");
+  }
+  return {};
+}
+
+// A public key has as many hex digits as an id (32 bytes).
+Result<void> check_key(std::string_view key_hex) {
+  if (!is_hex_digits(key_hex)) {
+    return fail(Errc::malformed,
+                "a public key is 64 hex digits, not \"" + std::string(key_hex) + "\"");
   }
   return {};
 }
@@ -60,6 +71,29 @@ Result<std::string> reply_text(const json& reply, const char* key) {
     return fail(Errc::malformed, std::string("reply lacks a string `") + key + "`");
   }
   return it->get<std::string>();
+}
+
+// The reply to a submit (or a trust op, committed like one): the op is durable.
+Result<Submitted> submitted_from(const json& reply, std::string_view context) {
+  auto id = reply_text(reply, "id");
+  if (!id) return tl::unexpected(with_context(id.error(), context));
+  auto seq = reply_uint(reply, "seq");
+  if (!seq) return tl::unexpected(with_context(seq.error(), context));
+  auto hlc = reply_uint(reply, "hlc");
+  if (!hlc) return tl::unexpected(with_context(hlc.error(), context));
+  auto channel = reply_text(reply, "channel");
+  if (!channel) return tl::unexpected(with_context(channel.error(), context));
+  return Submitted{*id, *seq, *hlc, *channel};
+}
+
+// The reply's array `key`, moved out.
+Result<json> reply_array(json& reply, const char* key, std::string_view context) {
+  auto it = reply.find(key);
+  if (it == reply.end() || !it->is_array()) {
+    return fail(Errc::malformed,
+                std::string(context) + ": the reply lacks its `" + key + "` array");
+  }
+  return std::move(*it);
 }
 
 // The reply's fields without `ok`.
@@ -110,6 +144,7 @@ Errc errc_for_ipc_code(std::string_view code) {
   if (code == "not_found") return Errc::not_found;
   if (code == "busy") return Errc::busy;
   if (code == "storage_full") return Errc::disk_full;
+  if (code == "forbidden") return Errc::unauthorized;
   return Errc::io;  // storage_error, internal, and codes newer than this client
 }
 
@@ -261,15 +296,7 @@ Result<Submitted> Client::submit(const Submission& submission) {
     }
     auto reply = impl_->call(request, {});
     if (!reply) return tl::unexpected(reply.error());
-    auto id = reply_text(*reply, "id");
-    if (!id) return tl::unexpected(with_context(id.error(), "submit"));
-    auto seq = reply_uint(*reply, "seq");
-    if (!seq) return tl::unexpected(with_context(seq.error(), "submit"));
-    auto hlc = reply_uint(*reply, "hlc");
-    if (!hlc) return tl::unexpected(with_context(hlc.error(), "submit"));
-    auto channel = reply_text(*reply, "channel");
-    if (!channel) return tl::unexpected(with_context(channel.error(), "submit"));
-    return Submitted{*id, *seq, *hlc, *channel};
+    return submitted_from(*reply, "submit");
   });
 }
 
@@ -352,11 +379,59 @@ Result<json> Client::conflicts(std::size_t limit) {
     if (limit > 0) request["limit"] = limit;
     auto reply = impl_->call(request, {});
     if (!reply) return reply;
-    auto it = reply->find("conflicts");
+    return reply_array(*reply, "conflicts", "conflicts");
+  });
+}
+
+Result<json> Client::peers() {
+  return guarded([&]() -> Result<json> {
+    auto reply = impl_->call({{"cmd", "peers"}}, {});
+    if (!reply) return reply;
+    return reply_array(*reply, "peers", "peers");
+  });
+}
+
+Result<json> Client::sync() {
+  return guarded([&]() -> Result<json> {
+    auto reply = impl_->call({{"cmd", "sync"}}, {});
+    if (!reply) return reply;
+    return without_ok(std::move(*reply));
+  });
+}
+
+Result<json> Client::trust_list() {
+  return guarded([&]() -> Result<json> {
+    auto reply = impl_->call({{"cmd", "trust_list"}}, {});
+    if (!reply) return reply;
+    auto it = reply->find("trust");
     if (it == reply->end() || !it->is_array()) {
-      return fail(Errc::malformed, "conflicts: the reply lacks its `conflicts` array");
+      return fail(Errc::malformed, "trust_list: the reply lacks its `trust` array");
     }
-    return std::move(*it);
+    return without_ok(std::move(*reply));
+  });
+}
+
+Result<Submitted> Client::trust_add(std::string_view name, std::string_view key_hex,
+                                    std::string_view role,
+                                    const std::optional<std::vector<std::string>>& read,
+                                    const std::optional<std::vector<std::string>>& write) {
+  return guarded([&]() -> Result<Submitted> {
+    if (auto valid = check_key(key_hex); !valid) return tl::unexpected(valid.error());
+    json request = {{"cmd", "trust_add"}, {"name", std::string(name)}, {"key", lower(key_hex)}};
+    if (!role.empty()) request["role"] = std::string(role);
+    if (read) request["read"] = *read;
+    if (write) request["write"] = *write;
+    auto reply = impl_->call(request, {});
+    if (!reply) return tl::unexpected(reply.error());
+    return submitted_from(*reply, "trust_add");
+  });
+}
+
+Result<Submitted> Client::trust_revoke(std::string_view who) {
+  return guarded([&]() -> Result<Submitted> {
+    auto reply = impl_->call({{"cmd", "trust_revoke"}, {"who", std::string(who)}}, {});
+    if (!reply) return tl::unexpected(reply.error());
+    return submitted_from(*reply, "trust_revoke");
   });
 }
 

@@ -61,8 +61,8 @@ struct PullResult {
 };
 
 // The Errc for an IPC error code: bad_request and unknown_command are malformed, too_large is
-// limit_exceeded, not_found, busy, storage_full is disk_full, storage_error, internal and codes
-// this client does not know are io.
+// limit_exceeded, not_found, busy, storage_full is disk_full, forbidden is unauthorized,
+// storage_error, internal and codes this client does not know are io.
 Errc errc_for_ipc_code(std::string_view code);
 
 class Client {
@@ -103,6 +103,32 @@ class Client {
   // The records with open conflicts: the reply's `conflicts` array of {channel, key, fields}.
   // limit 0 leaves the daemon's default (100).
   [[nodiscard]] Result<nlohmann::json> conflicts(std::size_t limit = 0);
+
+  // Replication (docs/ipc.md): the node's peers, the reply's `peers` array of {name, key,
+  // upstream, endpoint, connected, last_seen, backlog, ops_sent, ops_received, last_error}.
+  [[nodiscard]] Result<nlohmann::json> peers();
+
+  // Asks the daemon to drop its upstream sessions and reconnect now: the reply without `ok`.
+  // A node without an upstream answers bad_request (Errc::malformed).
+  [[nodiscard]] Result<nlohmann::json> sync();
+
+  // The trust view: the reply without `ok`, {authority (hex or null), trust: [{name, key, role,
+  // read, write, revoked}]}.
+  [[nodiscard]] Result<nlohmann::json> trust_list();
+
+  // Writes a trust entry for the node `key_hex` (64 hex digits, either case) on the authority's
+  // daemon, which answers like a submit once the trust op is durable. An empty role is the
+  // daemon's default (station); read and write, when given, replace the role's default channel
+  // patterns (an empty list: no channels). Any other daemon answers forbidden
+  // (Errc::unauthorized).
+  [[nodiscard]] Result<Submitted> trust_add(
+      std::string_view name, std::string_view key_hex, std::string_view role = {},
+      const std::optional<std::vector<std::string>>& read = std::nullopt,
+      const std::optional<std::vector<std::string>>& write = std::nullopt);
+
+  // Revokes the trust entry of a node, named by its name or its public key (hex), on the
+  // authority's daemon; Errc::not_found when no entry has it.
+  [[nodiscard]] Result<Submitted> trust_revoke(std::string_view who);
 
   const ClientOptions& options() const;
 

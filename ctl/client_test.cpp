@@ -76,6 +76,7 @@ TEST_CASE("an error reply becomes an Error whose detail keeps the daemon's code"
                                                            {"storage_full", Errc::disk_full},
                                                            {"storage_error", Errc::io},
                                                            {"internal", Errc::io},
+                                                           {"forbidden", Errc::unauthorized},
                                                            {"from_the_future", Errc::io}};
   test::TempDir dir;
   std::string code;
@@ -356,8 +357,90 @@ TEST_CASE("conflicts sends the limit only when given, and returns the conflicts 
   CHECK(requests[1] == json{{"cmd", "conflicts"}, {"limit", 5}});
 }
 
+const std::string key_a(64, 'a');
+
+TEST_CASE("peers, sync and trust_list send their command and return the documented parts") {
+  test::TempDir dir;
+  const json peers = json::array({{{"name", "hub"}, {"key", key_a}, {"connected", true}}});
+  FakeDaemon fake(endpoint_in(dir), [&peers](const json& request) {
+    if (request["cmd"] == "peers") return map_reply({{"ok", true}, {"peers", peers}});
+    if (request["cmd"] == "sync") return map_reply({{"ok", true}});
+    return map_reply({{"ok", true}, {"authority", key_a}, {"trust", json::array()}});
+  });
+  Client client(options_for(endpoint_in(dir)));
+  auto listed = client.peers();
+  REQUIRE(listed.has_value());
+  CHECK(*listed == peers);
+  auto synced = client.sync();
+  REQUIRE(synced.has_value());
+  CHECK(synced->empty());
+  auto trust = client.trust_list();
+  REQUIRE(trust.has_value());
+  CHECK(*trust == json{{"authority", key_a}, {"trust", json::array()}});
+  auto requests = fake.requests();
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[0] == json{{"cmd", "peers"}});
+  CHECK(requests[1] == json{{"cmd", "sync"}});
+  CHECK(requests[2] == json{{"cmd", "trust_list"}});
+}
+
+TEST_CASE("peers and trust_list replies without their array are malformed") {
+  test::TempDir dir;
+  FakeDaemon fake(endpoint_in(dir), [](const json&) {
+    return map_reply({{"ok", true}, {"peers", "none"}, {"trust", {{"name", "x"}}}});
+  });
+  Client client(options_for(endpoint_in(dir)));
+  CHECK(client.peers().error().code == Errc::malformed);
+  CHECK(client.trust_list().error().code == Errc::malformed);
+}
+
+TEST_CASE("trust_add sends the patterns only when given, and returns the trust op") {
+  test::TempDir dir;
+  FakeDaemon fake(endpoint_in(dir), [](const json& request) {
+    if (request["cmd"] == "trust_revoke" && request["who"] == "nobody") {
+      return map_reply(
+          {{"ok", false}, {"error", {{"code", "not_found"}, {"message", "no trusted node"}}}});
+    }
+    if (request.contains("role") && request["role"] == "hub") {
+      return map_reply({{"ok", false}, {"error", {{"code", "forbidden"}, {"message", "no"}}}});
+    }
+    return map_reply(
+        {{"ok", true}, {"id", id_a}, {"seq", 2}, {"hlc", 7}, {"channel", "ferry/trust"}});
+  });
+  Client client(options_for(endpoint_in(dir)));
+  auto added = client.trust_add("huaniao", std::string(64, 'B'));
+  REQUIRE(added.has_value());
+  CHECK(added->id == id_a);
+  CHECK(added->channel == "ferry/trust");
+  REQUIRE(client
+              .trust_add("township", key_a, "relay", std::vector<std::string>{"station/*"},
+                         std::vector<std::string>{})
+              .has_value());
+  auto forbidden = client.trust_add("dongji", key_a, "hub");
+  REQUIRE_FALSE(forbidden.has_value());
+  CHECK(forbidden.error().code == Errc::unauthorized);
+  CHECK(forbidden.error().detail == "forbidden: no");
+  CHECK(client.trust_add("huaniao", "not-a-key").error().code == Errc::malformed);
+  auto revoked = client.trust_revoke("huaniao");
+  REQUIRE(revoked.has_value());
+  CHECK(revoked->seq == 2);
+  CHECK(client.trust_revoke("nobody").error().code == Errc::not_found);
+  auto requests = fake.requests();
+  REQUIRE(requests.size() == 5);  // the bad key was never sent
+  CHECK(requests[0] ==
+        json{{"cmd", "trust_add"}, {"name", "huaniao"}, {"key", std::string(64, 'b')}});
+  CHECK(requests[1] == json{{"cmd", "trust_add"},
+                            {"name", "township"},
+                            {"key", key_a},
+                            {"role", "relay"},
+                            {"read", {"station/*"}},
+                            {"write", json::array()}});
+  CHECK(requests[3] == json{{"cmd", "trust_revoke"}, {"who", "huaniao"}});
+}
+
 TEST_CASE("IPC error codes map to Errc") {
   CHECK(errc_for_ipc_code("bad_request") == Errc::malformed);
+  CHECK(errc_for_ipc_code("forbidden") == Errc::unauthorized);
   CHECK(errc_for_ipc_code("storage_full") == Errc::disk_full);
   CHECK(errc_for_ipc_code("anything else") == Errc::io);
 }

@@ -20,10 +20,12 @@
 #include "config/config.h"
 #include "ctl/client.h"
 #include "ctl/op_json.h"
+#include "ctl/peer_tables.h"
 #include "protocol/hex.h"
 #include "protocol/hlc.h"
 #include "protocol/ipc.h"
 #include "protocol/node_key.h"
+#include "protocol/trust.h"
 #include "storage/audit.h"
 #include "storage/op_store.h"
 
@@ -87,6 +89,14 @@ struct GetArgs {
   std::string channel;
 };
 
+struct TrustAddArgs {
+  std::string name;
+  std::string key;  // hex
+  std::string role;
+  std::string read;   // comma-separated patterns, checked when the command line is parsed
+  std::string write;  // the same
+};
+
 struct Args {
   Globals globals;
   InitArgs init;
@@ -97,6 +107,8 @@ struct Args {
   PullArgs pull;
   GetArgs get;
   std::size_t conflicts_limit = 0;
+  TrustAddArgs trust_add;
+  std::string trust_who;
 };
 
 int failed(std::string_view message) {
@@ -456,15 +468,6 @@ const json& object_at(const json& object, const char* key) {
   return it != object.end() && it->is_object() ? *it : empty;
 }
 
-std::string duration_text(std::uint64_t ms) {
-  std::uint64_t s = ms / 1000;
-  std::string out;
-  if (s >= 86400) out += std::to_string(s / 86400) + "d ";
-  if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h ";
-  if (s >= 60) out += std::to_string(s / 60 % 60) + "m ";
-  return out + std::to_string(s % 60) + "s";
-}
-
 // An hlc with its time, or "-" for a node that has not written anything yet.
 std::string hlc_text(std::uint64_t hlc) {
   if (hlc == 0) return "-";
@@ -484,6 +487,26 @@ std::string errors_text(const json& errors) {
 // "1 channel", "2 channels".
 std::string count_text(std::size_t count, const std::string& noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
+std::string yes_no(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_boolean()) return "?";
+  return it->get<bool>() ? "yes" : "no";
+}
+
+// The replication counters of status (docs/ipc.md); peer errors list only the codes counted.
+void print_replication(const json& r) {
+  std::uint64_t trusted = uint_or(r, "trusted");
+  std::cout << "sessions      " << uint_or(r, "sessions_opened") << " opened, "
+            << uint_or(r, "sessions_lost") << " lost\n"
+            << "peer ops      " << uint_or(r, "ops_sent") << " sent, " << uint_or(r, "ops_received")
+            << " received\n"
+            << "zap refusals  " << uint_or(r, "zap_refused") << " (handshakes of untrusted keys)\n"
+            << "peer errors   sent: " << errors_text(object_at(r, "errors_sent"))
+            << "; received: " << errors_text(object_at(r, "errors_received")) << "\n"
+            << "trust         " << trusted << (trusted == 1 ? " entry" : " entries")
+            << ", this node is the authority: " << yes_no(r, "authority") << "\n";
 }
 
 int cmd_status(const Globals& g) {
@@ -512,6 +535,9 @@ int cmd_status(const Globals& g) {
             << "submit queue  " << uint_or(ipc, "submit_queue") << ", pulls waiting "
             << uint_or(ipc, "pulls_waiting") << ", disconnects " << uint_or(ipc, "disconnects")
             << ", unsent replies " << uint_or(ipc, "unsent_replies") << "\n";
+  if (auto r = status->find("replication"); r != status->end() && r->is_object()) {
+    print_replication(*r);
+  }
   return exit_ok;
 }
 
@@ -581,6 +607,52 @@ int cmd_op(const std::string& id, const Globals& g) {
   return exit_ok;
 }
 
+// "forwarded to NAME (FINGERPRINT) at TIME": the upstream that took custody of the op.
+std::string forwarded_line(const json& forwarded) {
+  std::string name = terminal_text(text_or(forwarded, "name", ""));
+  std::string peer = fingerprint(terminal_text(text_or(forwarded, "peer", "")));
+  std::string who = name.empty() ? "peer " + peer : name + " (" + peer + ")";
+  return "forwarded to " + who + " at " + utc_text_ms(uint_or(forwarded, "at"));
+}
+
+// "delivered: receipt ID (at TIME)": the authority's receipt for the op.
+std::string delivered_line(const json& delivered) {
+  return "delivered: receipt " + terminal_text(text_or(delivered, "receipt")) + " (at " +
+         utc_text_ms(uint_or(delivered, "at")) + ")";
+}
+
+// state and stored_at as fields, forwarded and delivered as sentences, anything newer as fields.
+void print_track(const json& tracked) {
+  json fields = tracked;
+  fields.erase("forwarded");
+  fields.erase("delivered");
+  print_fields(fields);
+  if (auto it = tracked.find("forwarded"); it != tracked.end()) {
+    std::cout << (it->is_object() ? forwarded_line(*it) : "forwarded " + json_text(*it)) << "\n";
+  }
+  if (auto it = tracked.find("delivered"); it != tracked.end()) {
+    std::cout << (it->is_object() ? delivered_line(*it) : "delivered " + json_text(*it)) << "\n";
+  }
+}
+
+// The daemon names the upstream an op was forwarded to from its trust entries, and the authority
+// (a station's usual upstream) has none: then the name it gave in its session, from `peers`, is
+// shown instead (best effort: without it the fingerprint alone is shown).
+void name_forwarded_peer(client::Client& client, json& tracked) {
+  auto forwarded = tracked.find("forwarded");
+  if (forwarded == tracked.end() || !forwarded->is_object()) return;
+  if (!text_or(*forwarded, "name", "").empty()) return;
+  auto peers = client.peers();
+  if (!peers) return;
+  std::string key = text_or(*forwarded, "peer", "");
+  for (const json& peer : *peers) {
+    if (peer.is_object() && text_or(peer, "key", "") == key) {
+      (*forwarded)["name"] = text_or(peer, "name", "");
+      return;
+    }
+  }
+}
+
 int cmd_track(const std::string& id, const Globals& g) {
   auto online = connect(g);
   if (!online) return failed(online.error());
@@ -589,7 +661,8 @@ int cmd_track(const std::string& id, const Globals& g) {
   if (g.json) {
     print_json(printable(*tracked));
   } else {
-    print_fields(printable(*tracked));
+    name_forwarded_peer(online->client, *tracked);
+    print_track(printable(*tracked));
   }
   return exit_ok;
 }
@@ -759,6 +832,146 @@ int cmd_pull(const PullArgs& a, const Globals& g) {
   return exit_ok;
 }
 
+// ---- replication -------------------------------------------------------------------------------
+
+std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+void print_lines(const std::vector<std::string>& lines) {
+  for (const std::string& line : lines) std::cout << line << "\n";
+}
+
+int cmd_peers(const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto peers = online->client.peers();
+  if (!peers) return ipc_failed(*online, peers.error());
+  if (g.json) {
+    print_json(printable(*peers));
+  } else {
+    print_lines(peers_table(*peers, now_ms()));
+  }
+  return exit_ok;
+}
+
+bool is_upstream(const json& peer) {
+  auto it = peer.is_object() ? peer.find("upstream") : peer.end();
+  return it != peer.end() && it->is_boolean() && it->get<bool>();
+}
+
+// The daemon answers sync with `ok` alone; the upstreams it reconnects come from `peers`, asked
+// after it (best effort: the sync is done either way).
+int cmd_sync(const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto done = online->client.sync();
+  if (!done) return ipc_failed(*online, done.error());
+  auto peers = online->client.peers();
+  json upstreams = json::array();
+  if (peers) {
+    for (const json& peer : *peers) {
+      if (is_upstream(peer)) upstreams.push_back(peer);
+    }
+  }
+  if (g.json) {
+    json shown = *done;
+    shown["reconnecting"] = std::move(upstreams);
+    print_json(printable(shown));
+    return exit_ok;
+  }
+  std::cout << "ferryd dropped its upstream sessions and is reconnecting now";
+  if (upstreams.empty()) {
+    std::cout << " (ferryctl peers shows when they are connected)\n";
+    return exit_ok;
+  }
+  std::cout << ":\n";
+  for (const json& up : upstreams) {
+    std::cout << "  " << terminal_text(text_or(up, "name")) << "  "
+              << fingerprint(text_or(up, "key", "")) << "  "
+              << terminal_text(text_or(up, "endpoint")) << "\n";
+  }
+  std::cout << "ferryctl peers shows when they are connected\n";
+  return exit_ok;
+}
+
+int cmd_trust_list(const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto list = online->client.trust_list();
+  if (!list) return ipc_failed(*online, list.error());
+  if (g.json) {
+    print_json(printable(*list));
+  } else {
+    print_lines(trust_table(*list));
+  }
+  return exit_ok;
+}
+
+// Trust is written on the authority's daemon only; any other answers forbidden.
+int trust_failed(const Online& online, const Error& error) {
+  if (error.code == Errc::unauthorized) {
+    return failed(error.detail +
+                  " (this node is not the trust authority: run the command with the config of "
+                  "the hub whose public key is this node's [authority] key)");
+  }
+  return ipc_failed(online, error);
+}
+
+void print_trust_op(const client::Submitted& done, const std::string& what, const Globals& g) {
+  if (g.json) {
+    print_json({{"id", done.id}, {"seq", done.seq}, {"hlc", done.hlc}, {"channel", done.channel}});
+    return;
+  }
+  std::cout << "id       " << done.id << "\n" << what << "\n";
+}
+
+// The patterns of --read or --write, given or not (an empty text is the empty list).
+Result<std::optional<std::vector<std::string>>> patterns_given(const std::string& text,
+                                                               bool given) {
+  if (!given) return std::nullopt;
+  auto patterns = parse_pattern_list(text);
+  if (!patterns) return tl::unexpected(patterns.error());
+  return std::optional<std::vector<std::string>>(std::move(*patterns));
+}
+
+// name, key and role were checked when the command line was parsed; they are checked again here,
+// so that nothing malformed is ever sent.
+int cmd_trust_add(const TrustAddArgs& a, bool has_read, bool has_write, const Globals& g) {
+  if (auto valid = check_node_name(a.name); !valid) return usage_failed(valid.error().detail);
+  if (auto key = config::parse_public_key(a.key); !key) {
+    return usage_failed("PUBKEY " + key.error().detail);
+  }
+  if (auto valid = check_role(a.role.empty() ? role_station : a.role); !valid) {
+    return usage_failed(valid.error().detail);
+  }
+  auto read = patterns_given(a.read, has_read);
+  if (!read) return usage_failed("--read: " + read.error().detail);
+  auto write = patterns_given(a.write, has_write);
+  if (!write) return usage_failed("--write: " + write.error().detail);
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto done = online->client.trust_add(a.name, a.key, a.role, *read, *write);
+  if (!done) return trust_failed(*online, done.error());
+  std::string role = a.role.empty() ? std::string(role_station) : a.role;
+  print_trust_op(*done, "trusted  " + a.name + " as " + role + ", key " + fingerprint(a.key), g);
+  return exit_ok;
+}
+
+int cmd_trust_revoke(const std::string& who, const Globals& g) {
+  if (auto valid = check_node_name(who); !valid) {
+    return usage_failed("NAME|PUBKEY: " + valid.error().detail);
+  }
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto done = online->client.trust_revoke(who);
+  if (!done) return trust_failed(*online, done.error());
+  print_trust_op(*done, "revoked  " + who, g);
+  return exit_ok;
+}
+
 // ---- the command line -------------------------------------------------------------------------
 
 using Commands = std::vector<std::pair<CLI::App*, std::function<int()>>>;
@@ -871,6 +1084,47 @@ void define_online(CLI::App& app, Args& a, Commands& commands) {
   define_records(app, a, commands);
 }
 
+void define_trust(CLI::App& app, Args& a, Commands& commands) {
+  auto* trust = app.add_subcommand("trust", "Show or change which nodes may replicate, and how");
+  trust->require_subcommand(1);
+  auto* list = trust->add_subcommand("list", "List the trust entries and the authority");
+  commands.emplace_back(list, [&a] { return cmd_trust_list(a.globals); });
+  TrustAddArgs& t = a.trust_add;
+  auto* add = trust->add_subcommand("add", "Trust a node (run on the authority's node)");
+  add->add_option("name", t.name, "The node's name: 1-64 of A-Z a-z 0-9 . _ -")
+      ->required()
+      ->check(rule_check(check_node_name, "NAME"));
+  add->add_option("pubkey", t.key, "The node's public key: 64 hex digits, as ferryctl id prints it")
+      ->required()
+      ->check(rule_check(config::parse_public_key, "PUBKEY"));
+  add->add_option("--role", t.role, "station (default), relay or hub")
+      ->check(CLI::IsMember({"station", "relay", "hub"}));
+  auto patterns = rule_check(parse_pattern_list, "P,...");
+  auto* read = add->add_option("--read", t.read,
+                               "Channels it may read: comma-separated patterns such as station/*; "
+                               "default: its role's; \"\": none")
+                   ->check(patterns);
+  auto* write =
+      add->add_option("--write", t.write, "Channels it may write, the same way")->check(patterns);
+  commands.emplace_back(add, [&a, read, write] {
+    return cmd_trust_add(a.trust_add, read->count() > 0, write->count() > 0, a.globals);
+  });
+  auto* revoke =
+      trust->add_subcommand("revoke", "Revoke a node's trust (run on the authority's node)");
+  revoke->add_option("who", a.trust_who, "The node's name or public key")
+      ->required()
+      ->check(rule_check(check_node_name, "NAME|PUBKEY"));
+  commands.emplace_back(revoke, [&a] { return cmd_trust_revoke(a.trust_who, a.globals); });
+}
+
+void define_replication(CLI::App& app, Args& a, Commands& commands) {
+  auto* peers = app.add_subcommand("peers", "Show the nodes this one replicates with");
+  commands.emplace_back(peers, [&a] { return cmd_peers(a.globals); });
+  auto* sync = app.add_subcommand("sync", "Reconnect to the upstreams now");
+  commands.emplace_back(sync, [&a] { return cmd_sync(a.globals); });
+  define_trust(app, a, commands);
+}
+
 Commands define(CLI::App& app, Args& a) {
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the command
@@ -882,6 +1136,7 @@ Commands define(CLI::App& app, Args& a) {
   Commands commands;
   define_offline(app, a, commands);
   define_online(app, a, commands);
+  define_replication(app, a, commands);
   return commands;
 }
 
@@ -922,6 +1177,15 @@ std::string utc_text_ms(std::uint64_t ms) {
   char millis[8];
   std::snprintf(millis, sizeof millis, ".%03uZ", static_cast<unsigned>(ms % 1000));
   return std::string(text, n) + millis;
+}
+
+std::string duration_text(std::uint64_t ms) {
+  std::uint64_t s = ms / 1000;
+  std::string out;
+  if (s >= 86400) out += std::to_string(s / 86400) + "d ";
+  if (s >= 3600) out += std::to_string(s / 3600 % 24) + "h ";
+  if (s >= 60) out += std::to_string(s / 60 % 60) + "m ";
+  return out + std::to_string(s % 60) + "s";
 }
 
 int run(int argc, const char* const* argv) {

@@ -1,11 +1,11 @@
 // ferryctl's commands: parsing the command line (CLI11) and running one command.
 //
-// Online commands (status, submit, op, track, log, pull, get, conflicts) talk to ferryd through
-// ferry_client; offline ones (init, id, verify, export, rebuild) read files only, never through
-// the daemon. verify and export open the store read only; rebuild opens it for writing, holding
-// the data directory's lock, so it refuses to run beside ferryd. Results go to stdout, errors to
-// stderr as one line starting with "ferryctl: ". docs/ferryctl.md describes every command.
-// Nothing here throws to the caller of run().
+// Online commands (status, submit, op, track, log, pull, get, conflicts, peers, sync, trust) talk
+// to ferryd through ferry_client; offline ones (init, id, verify, export, rebuild) read files
+// only, never through the daemon. verify and export open the store read only; rebuild opens it
+// for writing, holding the data directory's lock, so it refuses to run beside ferryd. Results go
+// to stdout, errors to stderr as one line starting with "ferryctl: ". docs/ferryctl.md describes
+// every command. Nothing here throws to the caller of run().
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -37,5 +37,8 @@ int run(int argc, const char* const* argv);
 
 // An hlc (or a millisecond time) as UTC ISO 8601 with milliseconds: 2026-09-20T10:11:12.345Z.
 std::string utc_text_ms(std::uint64_t ms);
+
+// A duration in whole seconds, largest unit first: "2d 3h 4m 5s", "4m 0s", "7s".
+std::string duration_text(std::uint64_t ms);
 
 }  // namespace ferry::ctl

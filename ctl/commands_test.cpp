@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 namespace ferry::ctl {
 namespace {
 
+using client::fake::error_reply;
 using client::fake::FakeDaemon;
 using client::fake::map_reply;
 using nlohmann::json;
@@ -119,6 +121,10 @@ TEST_CASE("submit --body must be a JSON object") {
 TEST_CASE("times are shown as UTC with milliseconds") {
   CHECK(utc_text_ms(0) == "1970-01-01T00:00:00.000Z");
   CHECK(utc_text_ms(1'790'000'000'123) == "2026-09-21T14:13:20.123Z");
+  CHECK(duration_text(999) == "0s");
+  CHECK(duration_text(240'000) == "4m 0s");
+  CHECK(duration_text(3'723'000) == "1h 2m 3s");
+  CHECK(duration_text(183'845'000) == "2d 3h 4m 5s");
 }
 
 TEST_CASE("usage errors exit 2 and help exits 0") {
@@ -561,6 +567,332 @@ TEST_CASE("online commands without a daemon say it is not running and exit 1") {
     CHECK(slow.err ==
           "ferryctl: ferryd is not running at " + node.endpoint + " (no answer within 100 ms)\n");
   }
+}
+
+// ---- replication commands ----------------------------------------------------------------------
+
+const std::string op_id(64, 'c');
+
+json submitted_reply() {
+  return {{"ok", true}, {"id", op_id}, {"seq", 3}, {"hlc", 1ULL << 16}, {"channel", "ferry/trust"}};
+}
+
+TEST_CASE("trust add sends the name, key, role and patterns given, and prints the op id") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(submitted_reply()); });
+  auto added = ferryctl({"-c", node.config, "trust", "add", "huaniao", peer_key});
+  INFO(added.err);
+  REQUIRE(added.code == exit_ok);
+  CHECK(added.out == "id       " + op_id + "\ntrusted  huaniao as station, key d75a980182b10ab7\n");
+  CHECK(fake.requests().back() ==
+        json{{"cmd", "trust_add"}, {"name", "huaniao"}, {"key", peer_key}});
+
+  auto relay = ferryctl({"-c", node.config, "trust", "add", "township", peer_key, "--role", "relay",
+                         "--read", "station/*, broadcast", "--write", "", "--json"});
+  INFO(relay.err);
+  REQUIRE(relay.code == exit_ok);
+  CHECK(json::parse(relay.out) ==
+        json{{"id", op_id}, {"seq", 3}, {"hlc", 1ULL << 16}, {"channel", "ferry/trust"}});
+  CHECK(fake.requests().back() == json{{"cmd", "trust_add"},
+                                       {"name", "township"},
+                                       {"key", peer_key},
+                                       {"role", "relay"},
+                                       {"read", {"station/*", "broadcast"}},
+                                       {"write", json::array()}});
+}
+
+TEST_CASE("trust add and revoke refuse bad input with exit 2 and send nothing") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(submitted_reply()); });
+  std::string upper = peer_key;
+  upper[0] = 'D';
+  const std::vector<std::vector<std::string>> refused = {
+      {"trust", "add", "no spaces", peer_key},
+      {"trust", "add", std::string(65, 'n'), peer_key},
+      {"trust", "add", "", peer_key},
+      {"trust", "add", "huaniao", peer_key.substr(1)},
+      {"trust", "add", "huaniao", upper},
+      {"trust", "add", "huaniao", std::string(64, 'g')},
+      {"trust", "add", "huaniao"},
+      {"trust", "add", "huaniao", peer_key, "--role", "king"},
+      {"trust", "add", "huaniao", peer_key, "--read", "station/*/x,a*b"},
+      {"trust", "add", "huaniao", peer_key, "--read", "broadcast,,station/huaniao"},
+      {"trust", "add", "huaniao", peer_key, "--write", "*station"},
+      {"trust", "revoke", "no/slash"},
+      {"trust", "revoke"},
+      {"trust"},
+      {"trust", "nope"},
+  };
+  for (auto args : refused) {
+    std::string shown;
+    for (const std::string& a : args) shown += a + " ";
+    INFO(shown);
+    args.insert(args.begin(), {"-c", node.config});
+    auto ran = ferryctl(args);
+    CHECK(ran.code == exit_usage);
+    CHECK_FALSE(ran.err.empty());
+    CHECK(ran.out.empty());
+  }
+  CHECK(fake.requests().empty());
+  auto pattern = ferryctl({"-c", node.config, "trust", "add", "h", peer_key, "--read", "a*b"});
+  CHECK(pattern.err.find("'*'") != std::string::npos);
+  auto name = ferryctl({"-c", node.config, "trust", "add", "a b", peer_key});
+  CHECK(name.err.find("A-Z a-z 0-9 . _ -") != std::string::npos);
+}
+
+TEST_CASE("trust add on a node that is not the authority says so and exits 1") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json& request) {
+    if (request["cmd"] == "trust_revoke" && request["who"] == "nobody") {
+      return error_reply("not_found", "no trusted node nobody");
+    }
+    return error_reply("forbidden", "trust is written on the authority's daemon only");
+  });
+  auto added = ferryctl({"-c", node.config, "trust", "add", "huaniao", peer_key});
+  CHECK(added.code == exit_failure);
+  CHECK(added.out.empty());
+  CHECK(added.err.starts_with(
+      "ferryctl: forbidden: trust is written on the authority's daemon only (this node is not "
+      "the trust authority: "));
+  auto revoked = ferryctl({"-c", node.config, "trust", "revoke", "huaniao"});
+  CHECK(revoked.code == exit_failure);
+  CHECK(revoked.err.find("not the trust authority") != std::string::npos);
+  auto unknown = ferryctl({"-c", node.config, "trust", "revoke", "nobody"});
+  CHECK(unknown.code == exit_failure);
+  CHECK(unknown.err == "ferryctl: not_found: no trusted node nobody\n");
+}
+
+TEST_CASE("trust revoke sends a name or a key as it is and prints the op id") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(submitted_reply()); });
+  auto by_name = ferryctl({"-c", node.config, "trust", "revoke", "huaniao"});
+  REQUIRE(by_name.code == exit_ok);
+  CHECK(by_name.out == "id       " + op_id + "\nrevoked  huaniao\n");
+  CHECK(fake.requests().back() == json{{"cmd", "trust_revoke"}, {"who", "huaniao"}});
+  auto by_key = ferryctl({"-c", node.config, "--json", "trust", "revoke", peer_key});
+  REQUIRE(by_key.code == exit_ok);
+  CHECK(json::parse(by_key.out)["id"] == op_id);
+  CHECK(fake.requests().back() == json{{"cmd", "trust_revoke"}, {"who", peer_key}});
+}
+
+json trust_list_reply() {
+  return {{"ok", true},
+          {"authority", hub_key},
+          {"trust",
+           {{{"name", "huaniao"},
+             {"key", peer_key},
+             {"role", "station"},
+             {"read", {"station/huaniao", "broadcast", "ferry/trust"}},
+             {"write", {"station/huaniao"}},
+             {"revoked", false}}}}};
+}
+
+TEST_CASE("trust list prints the authority and a table, --json the list and the authority") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(trust_list_reply()); });
+  auto listed = ferryctl({"-c", node.config, "trust", "list"});
+  REQUIRE(listed.code == exit_ok);
+  CHECK(listed.out ==
+        "authority  " + hub_key +
+            "\n"
+            "NAME     ROLE     FINGERPRINT       REVOKED  READ             WRITE\n"
+            "huaniao  station  d75a980182b10ab7  no       station/huaniao  station/huaniao\n"
+            "                                             broadcast\n"
+            "                                             ferry/trust\n");
+  CHECK(fake.requests().back() == json{{"cmd", "trust_list"}});
+  auto as_json = ferryctl({"-c", node.config, "trust", "list", "--json"});
+  REQUIRE(as_json.code == exit_ok);
+  json expected = trust_list_reply();
+  expected.erase("ok");
+  CHECK(json::parse(as_json.out) == expected);
+}
+
+json peers_reply() {
+  return {{"ok", true},
+          {"peers",
+           {{{"name", "hub"},
+             {"key", hub_key},
+             {"upstream", true},
+             {"endpoint", "tcp://10.0.0.1:7470"},
+             {"connected", false},
+             {"last_seen", 1'790'000'000'000ULL},
+             {"backlog", 12},
+             {"ops_sent", 1204},
+             {"ops_received", 3},
+             {"last_error", "resync requested"}},
+            {{"name", "huaniao"},
+             {"key", peer_key},
+             {"upstream", false},
+             {"endpoint", ""},
+             {"connected", true},
+             {"last_seen", 0},
+             {"backlog", 0},
+             {"ops_sent", 0},
+             {"ops_received", 0},
+             {"last_error", ""}}}}};
+}
+
+TEST_CASE("peers prints a row per peer with when it was last seen, --json the peers") {
+  Node node;
+  std::atomic<bool> none{false};  // read on the fake's thread
+  FakeDaemon fake(node.endpoint, [&none](const json&) {
+    return none ? map_reply({{"ok", true}, {"peers", json::array()}}) : map_reply(peers_reply());
+  });
+  auto shown = ferryctl({"-c", node.config, "peers"});
+  REQUIRE(shown.code == exit_ok);
+  auto lines = lines_of(shown.out);
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0] ==
+        "NAME          FINGERPRINT       DIRECTION   CONN  BACKLOG  OPS SENT  OPS RECV");
+  CHECK(lines[1] ==
+        "hub           3b6a27bcceb6a42d  upstream    no         12      1204         3");
+  CHECK(lines[2].starts_with("              last seen 2026-09-21T14:13:20.000Z ("));
+  CHECK(lines[2].ends_with(")"));
+  CHECK(lines[3] == "              last error: resync requested");
+  CHECK(lines[4] ==
+        "huaniao       d75a980182b10ab7  downstream  yes         0         0         0");
+  CHECK(lines[5] == "              last seen never");
+  CHECK(fake.requests().back() == json{{"cmd", "peers"}});
+  auto as_json = ferryctl({"-c", node.config, "--json", "peers"});
+  REQUIRE(as_json.code == exit_ok);
+  CHECK(json::parse(as_json.out) == peers_reply()["peers"]);
+  none = true;
+  auto empty = ferryctl({"-c", node.config, "peers"});
+  CHECK(empty.out == "no peers: this node has no [[upstream]] and no peer has connected to it\n");
+}
+
+TEST_CASE("sync says which upstreams ferryd reconnects, and a node without one exits 1") {
+  Node node;
+  std::atomic<bool> has_upstream{true};  // read on the fake's thread
+  FakeDaemon fake(node.endpoint, [&has_upstream](const json& request) {
+    if (request["cmd"] == "peers") return map_reply(peers_reply());
+    if (!has_upstream) return error_reply("bad_request", "this node has no upstream to sync with");
+    return map_reply({{"ok", true}});
+  });
+  auto synced = ferryctl({"-c", node.config, "sync"});
+  REQUIRE(synced.code == exit_ok);
+  CHECK(synced.out ==
+        "ferryd dropped its upstream sessions and is reconnecting now:\n"
+        "  hub  3b6a27bcceb6a42d  tcp://10.0.0.1:7470\n"
+        "ferryctl peers shows when they are connected\n");
+  auto requests = fake.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0] == json{{"cmd", "sync"}});
+  auto as_json = ferryctl({"-c", node.config, "sync", "--json"});
+  REQUIRE(as_json.code == exit_ok);
+  json printed = json::parse(as_json.out);
+  REQUIRE(printed["reconnecting"].size() == 1);
+  CHECK(printed["reconnecting"][0]["name"] == "hub");
+  has_upstream = false;
+  auto refused = ferryctl({"-c", node.config, "sync"});
+  CHECK(refused.code == exit_failure);
+  CHECK(refused.out.empty());
+  CHECK(refused.err == "ferryctl: bad_request: this node has no upstream to sync with\n");
+}
+
+TEST_CASE("track shows forwarded and delivered as sentences, --json the reply") {
+  Node node;
+  const std::string forwarded_id(64, 'd');
+  const std::string stored_id(64, 'a');
+  const json delivered = {
+      {"ok", true},
+      {"state", "delivered"},
+      {"stored_at", 1'790'000'000'000ULL},
+      {"forwarded", {{"peer", hub_key}, {"name", "hub"}, {"at", 1'790'000'000'500ULL}}},
+      {"delivered",
+       {{"receipt", std::string(64, 'e')}, {"hlc", 1ULL << 16}, {"at", 1'790'000'001'000ULL}}}};
+  const std::string stranger_id(64, 'f');
+  FakeDaemon fake(node.endpoint, [&](const json& request) {
+    if (request["cmd"] == "peers") return map_reply(peers_reply());
+    // The upstream has no trust entry here (the authority has none): no name.
+    if (request["id"] == forwarded_id || request["id"] == stranger_id) {
+      std::string peer = request["id"] == forwarded_id ? hub_key : std::string(64, '9');
+      return map_reply(
+          {{"ok", true},
+           {"state", "forwarded"},
+           {"stored_at", 1'790'000'000'000ULL},
+           {"forwarded", {{"peer", peer}, {"name", ""}, {"at", 1'790'000'000'500ULL}}}});
+    }
+    if (request["id"] == stored_id) {
+      return map_reply({{"ok", true}, {"state", "stored"}, {"stored_at", 1'790'000'000'000ULL}});
+    }
+    return map_reply(delivered);
+  });
+  auto shown = ferryctl({"-c", node.config, "track", op_id});
+  REQUIRE(shown.code == exit_ok);
+  CHECK(shown.out ==
+        "state     delivered\n"
+        "stored_at 1790000000000 (2026-09-21T14:13:20.000Z)\n"
+        "forwarded to hub (3b6a27bcceb6a42d) at 2026-09-21T14:13:20.500Z\n"
+        "delivered: receipt " +
+            std::string(64, 'e') + " (at 2026-09-21T14:13:21.000Z)\n");
+  auto as_json = ferryctl({"-c", node.config, "track", op_id, "--json"});
+  json expected = delivered;
+  expected.erase("ok");
+  CHECK(json::parse(as_json.out) == expected);
+
+  CHECK(fake.requests().size() == 2);  // a named peer needs no peers request
+  auto unnamed = ferryctl({"-c", node.config, "track", forwarded_id});
+  REQUIRE(unnamed.code == exit_ok);
+  CHECK(unnamed.out ==
+        "state     forwarded\n"
+        "stored_at 1790000000000 (2026-09-21T14:13:20.000Z)\n"
+        "forwarded to hub (3b6a27bcceb6a42d) at 2026-09-21T14:13:20.500Z\n");
+  CHECK(fake.requests().back() == json{{"cmd", "peers"}});
+  auto stranger = ferryctl({"-c", node.config, "track", stranger_id});
+  REQUIRE(stranger.code == exit_ok);
+  CHECK(stranger.out.find("forwarded to peer 9999999999999999 at ") != std::string::npos);
+  auto stored = ferryctl({"-c", node.config, "track", stored_id});
+  CHECK(stored.out ==
+        "state     stored\n"
+        "stored_at 1790000000000 (2026-09-21T14:13:20.000Z)\n");
+}
+
+TEST_CASE("status adds the replication counters when the node replicates") {
+  Node node;
+  json codes = json::object();
+  for (const char* code : {"version", "gap", "fork", "unauthorized"}) codes[code] = 0;
+  json sent = codes;
+  sent["gap"] = 2;
+  json received = codes;
+  FakeDaemon fake(node.endpoint, [&](const json&) {
+    return map_reply({{"ok", true},
+                      {"node", {{"name", "dongji"}, {"id", hub_key}, {"role", "hub"}}},
+                      {"ipc", {{"requests", 9}, {"errors", json::object()}}},
+                      {"replication",
+                       {{"errors_sent", sent},
+                        {"errors_received", received},
+                        {"zap_refused", 1},
+                        {"sessions_opened", 4},
+                        {"sessions_lost", 3},
+                        {"ops_sent", 1200},
+                        {"ops_received", 40},
+                        {"duplicates", 0},
+                        {"revoked_skipped", 0},
+                        {"receipts_written", 2},
+                        {"trusted", 3},
+                        {"authority", true}}}});
+  });
+  auto shown = ferryctl({"-c", node.config, "status"});
+  REQUIRE(shown.code == exit_ok);
+  CHECK(shown.out.find("unsent replies 0\n"
+                       "sessions      4 opened, 3 lost\n"
+                       "peer ops      1200 sent, 40 received\n"
+                       "zap refusals  1 (handshakes of untrusted keys)\n"
+                       "peer errors   sent: gap 2; received: none\n"
+                       "trust         3 entries, this node is the authority: yes\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("status without replication prints no replication lines") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) {
+    return map_reply({{"ok", true}, {"node", {{"name", "huaniao"}}}});
+  });
+  auto shown = ferryctl({"-c", node.config, "status"});
+  REQUIRE(shown.code == exit_ok);
+  CHECK(shown.out.find("sessions") == std::string::npos);
+  CHECK(shown.out.find("trust ") == std::string::npos);
 }
 
 }  // namespace

@@ -29,6 +29,11 @@ using Handler = std::function<std::optional<FakeReply>(const json& request)>;
 
 inline FakeReply map_reply(const json& reply) { return FakeReply{{json::to_msgpack(reply)}}; }
 
+// An `ok: false` reply with this IPC error code and message, as ferryd sends it.
+inline FakeReply error_reply(const std::string& code, const std::string& message) {
+  return map_reply({{"ok", false}, {"error", {{"code", code}, {"message", message}}}});
+}
+
 // A ROUTER on an ipc:// endpoint that answers like ferryd with canned replies, on its own thread.
 class FakeDaemon {
  public:

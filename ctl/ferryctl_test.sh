@@ -86,6 +86,17 @@ expect 2 "$ferryctl" -c "$node/ferry.toml" conflicts --limit 0
 expect 1 "$ferryctl" -c "$node/ferry.toml" rebuild  # a node that never ran has no store
 grep -q "nothing to rebuild" "$tmp/err" || fail "rebuild without a store does not say so"
 [ ! -e "$node/ferry.db" ] || fail "rebuild created a store"
+# Replication commands: bad input is refused before the daemon is asked; without it, exit 1.
+expect 2 "$ferryctl" -c "$node/ferry.toml" trust add 'no spaces' "$key"
+expect 2 "$ferryctl" -c "$node/ferry.toml" trust add huaniao "${key^^}"
+expect 2 "$ferryctl" -c "$node/ferry.toml" trust add huaniao "$key" --read 'a*b'
+grep -q "may only end a pattern" "$tmp/err" || fail "a bad --read pattern does not say why"
+expect 2 "$ferryctl" -c "$node/ferry.toml" trust revoke 'x/y'
+expect 2 "$ferryctl" -c "$node/ferry.toml" trust
+expect 1 "$ferryctl" -c "$node/ferry.toml" peers --timeout 100
+grep -q "not running" "$tmp/err" || fail "peers without ferryd does not say it is not running"
+expect 1 "$ferryctl" -c "$node/ferry.toml" trust add huaniao "$key" --timeout 100
+grep -q "not running" "$tmp/err" || fail "trust add without ferryd does not say it is not running"
 expect 1 "$ferryctl" -c "$tmp/missing.toml" status
 grep -q "missing.toml" "$tmp/err" || fail "a missing config is not named"
 

@@ -277,8 +277,19 @@ ipc::Parsed<ipc::Bytes> Node::conflicts(const ipc::ConflictsRequest& request) {
 }
 
 ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
-  auto digests = store_->digests();
-  if (!digests) return failure_for(digests.error());
+  // The digests cost a pass over every record. While ops keep arriving, status recomputes them
+  // only once digest_cost_factor times the last computation's duration has passed since it, so
+  // that frequent status requests spend at most about 1/digest_cost_factor of the loop on them
+  // (a large store's reply may then show a digest that lags the ops a little).
+  auto now = std::chrono::steady_clock::now();
+  if (!last_digests_ || now - digests_at_ >= digest_cost_ * digest_cost_factor) {
+    auto digests = store_->digests();
+    if (!digests) return failure_for(digests.error());
+    last_digests_ = std::move(*digests);
+    digests_at_ = std::chrono::steady_clock::now();
+    digest_cost_ = digests_at_ - now;
+  }
+  const storage::Digests* digests = &*last_digests_;
   ipc::ReplyWriter w;
   auto& pk = w.packer();
   pk.pack_map(counters.replication ? 13 : 12);

@@ -117,8 +117,16 @@ class Node {
   std::string default_channel_;
   std::chrono::steady_clock::time_point started_;
   std::optional<TrustView> trust_;
-  std::uint64_t clock_ahead_ = 0;  // received ops stamped beyond clock_drift_max ahead of us
+  std::uint64_t clock_ahead_ = 0;
+  std::optional<storage::Digests> last_digests_;  // what status reported last
+  std::chrono::steady_clock::time_point digests_at_{};
+  std::chrono::steady_clock::duration
+      digest_cost_{};  // how long the last computation took  // received ops stamped beyond
+                       // clock_drift_max ahead of us
 };
+
+// Status spends at most about 1/this of the event loop's time recomputing state digests.
+inline constexpr int digest_cost_factor = 10;
 
 // Trust entries read from the store at most; more are ignored (and logged).
 inline constexpr std::size_t trust_entries_max = 100'000;

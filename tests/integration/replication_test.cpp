@@ -241,7 +241,7 @@ TEST_CASE("the hub killed mid catch-up: nothing lost, nothing twice, only the un
   submit_many(station, n, "backlog");
   hub.start();
   trust_add(hub, station, "station");
-  REQUIRE(wait_until([&] { return hub.status()["ops"].u64() >= n / 4; }, converge_timeout, 5ms));
+  REQUIRE(wait_until([&] { return hub.status()["ops"].u64() >= n / 4; }, converge_timeout, 20ms));
   hub.kill9();
   hub.start();
   const std::string channel = station.default_channel();
