@@ -326,7 +326,8 @@ void Replicator::receive_upstream(Upstream& up) {
                      "a message is one frame");
       return;
     }
-    on_message(Link{&up, nullptr}, *up.session, bytes_of(frame), up.config.key);
+    // One batch of ops per round: storing it takes tens of milliseconds, and IPC waits.
+    if (on_message(Link{&up, nullptr}, *up.session, bytes_of(frame), up.config.key)) return;
   }
 }
 
@@ -367,7 +368,7 @@ void Replicator::receive_downstream() {
                      "a message is one frame");
       continue;
     }
-    on_message(link, it->second.session, bytes_of(frames[1]), authenticated);
+    if (on_message(link, it->second.session, bytes_of(frames[1]), authenticated)) return;
   }
 }
 
@@ -417,7 +418,7 @@ sync::Greeting Replicator::greeting(const std::vector<std::string>& channels,
   return g;
 }
 
-void Replicator::on_message(Link link, Session& session, std::span<const std::uint8_t> frame,
+bool Replicator::on_message(Link link, Session& session, std::span<const std::uint8_t> frame,
                             const std::optional<PublicKey>& authenticated) {
   session.last_received = std::chrono::steady_clock::now();
   auto message = sync::decode(frame, wire_limits_);
@@ -426,7 +427,7 @@ void Replicator::on_message(Link link, Session& session, std::span<const std::ui
                    message.error().code == Errc::limit_exceeded ? sync::ErrorCode::too_large
                                                                 : sync::ErrorCode::malformed,
                    message.error().detail);
-    return;
+    return false;
   }
   if (session.open) memory(session.peer).last_seen_ms = wall_.now_ms();
   if (auto* hello = std::get_if<sync::Hello>(&*message)) {
@@ -435,6 +436,7 @@ void Replicator::on_message(Link link, Session& session, std::span<const std::ui
     on_welcome(link, session, *welcome);
   } else if (auto* batch = std::get_if<sync::OpsBatch>(&*message)) {
     on_ops(link, session, *batch);
+    return true;
   } else if (auto* ack = std::get_if<sync::Ack>(&*message)) {
     on_ack(link, session, *ack);
   } else if (std::holds_alternative<sync::Heartbeat>(*message)) {
@@ -449,6 +451,7 @@ void Replicator::on_message(Link link, Session& session, std::span<const std::ui
     spdlog::warn("{}", reason);
     end_session(link, reason);
   }
+  return false;
 }
 
 void Replicator::on_hello(Link link, Session& session, const sync::Hello& hello,

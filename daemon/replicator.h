@@ -126,7 +126,8 @@ class Replicator {
   void receive_downstream();
   void receive_upstream(Upstream& up);
   void drain_upstream_monitor(Upstream& up);
-  void on_message(Link link, Session& session, std::span<const std::uint8_t> frame,
+  // true when it handled a batch of ops (the costly message: the caller yields to IPC).
+  bool on_message(Link link, Session& session, std::span<const std::uint8_t> frame,
                   const std::optional<PublicKey>& authenticated);
   void on_hello(Link link, Session& session, const sync::Hello& hello,
                 const std::optional<PublicKey>& authenticated);
