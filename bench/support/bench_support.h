@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/error.h"
@@ -58,6 +59,9 @@ class TempDir {
 
   const std::string& path() const { return path_; }
   [[nodiscard]] Result<void> remove();
+  // Leaves the directory and everything in it in place (for inspection) and returns its path;
+  // the destructor then removes nothing.
+  std::string keep() { return std::exchange(path_, {}); }
 
  private:
   explicit TempDir(std::string path) : path_(std::move(path)) {}
