@@ -277,12 +277,14 @@ ipc::Parsed<ipc::Bytes> Node::conflicts(const ipc::ConflictsRequest& request) {
 }
 
 ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
-  // The digests cost a pass over every record. While ops keep arriving, status recomputes them
-  // only once digest_cost_factor times the last computation's duration has passed since it, so
+  // The digests cost a pass over every record. While ops keep arriving on a store where that
+  // pass took digest_cost_free or more, status recomputes them only once digest_cost_factor
+  // times the last computation's duration has passed since it, so
   // that frequent status requests spend at most about 1/digest_cost_factor of the loop on them
   // (a large store's reply may then show a digest that lags the ops a little).
   auto now = std::chrono::steady_clock::now();
-  if (!last_digests_ || now - digests_at_ >= digest_cost_ * digest_cost_factor) {
+  if (!last_digests_ || digest_cost_ < digest_cost_free ||
+      now - digests_at_ >= digest_cost_ * digest_cost_factor) {
     auto digests = store_->digests();
     if (!digests) return failure_for(digests.error());
     last_digests_ = std::move(*digests);

@@ -127,6 +127,8 @@ class Node {
 
 // Status spends at most about 1/this of the event loop's time recomputing state digests.
 inline constexpr int digest_cost_factor = 10;
+// A digest pass quicker than this is always redone: status then shows the records as they are.
+inline constexpr std::chrono::milliseconds digest_cost_free{20};
 
 // Trust entries read from the store at most; more are ignored (and logged).
 inline constexpr std::size_t trust_entries_max = 100'000;

@@ -234,8 +234,15 @@ TEST_CASE("the hub killed mid catch-up: nothing lost, nothing twice, only the un
           "[replication]") {
   TestNode hub(named("hub"));
   TestNode station(named("dongji"));
-  hub.replicate(hub_role(hub));
-  station.replicate(below(hub, hub.node_id(), "station"));
+  // The kill is seen as a lost connection; long heartbeats keep a slow (sanitized) hub's pauses
+  // from ending sessions too, so that only the batches in flight at the kill are resent.
+  auto slow_heartbeats = [](Replication r) {
+    r.limits["heartbeat_interval_ms"] = "1000";
+    r.limits["heartbeat_timeout_ms"] = "30000";
+    return r;
+  };
+  hub.replicate(slow_heartbeats(hub_role(hub)));
+  station.replicate(slow_heartbeats(below(hub, hub.node_id(), "station")));
   station.start();
   const std::size_t n = 20'000;
   submit_many(station, n, "backlog");
