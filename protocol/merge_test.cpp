@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "protocol/node_key.h"
+#include "tests/support/test_support.h"
 
 namespace {
 
@@ -25,23 +26,10 @@ using ferry::PublicKey;
 using ferry::RecordState;
 
 using Bytes = std::vector<std::uint8_t>;
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-// ---- Crafting msgpack ----
-
-template <class F>
-Bytes packed(F&& pack) {
-  msgpack::sbuffer buffer;
-  Packer pk(buffer);
-  pack(pk);
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return Bytes(data, data + buffer.size());
-}
-
-void pack_text(Packer& pk, std::string_view text) {
-  pk.pack_str(static_cast<std::uint32_t>(text.size()));
-  pk.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
-}
+using ferry::test::pack_bin;
+using ferry::test::pack_text;
+using ferry::test::packed;
+using ferry::test::Packer;
 
 Bytes canonical_of(const Bytes& bytes) {
   msgpack::object_handle h =
@@ -659,11 +647,9 @@ TEST_CASE("decode_state refuses what encode_state would not write", "[merge]") {
     pk.pack_array(2);
     for (std::uint64_t seq : {std::uint64_t{1}, std::uint64_t{2}}) {
       pk.pack_array(3);
-      pk.pack_bin(32);
-      pk.pack_bin_body(reinterpret_cast<const char*>(a.data()), 32);
+      pack_bin(pk, a);
       pk.pack_uint64(seq);
-      pk.pack_bin(32);
-      pk.pack_bin_body(reinterpret_cast<const char*>(a.data()), 32);
+      pack_bin(pk, a);
     }
   })));
 }
@@ -686,8 +672,7 @@ TEST_CASE("contexts round trip and refuse bytes the encoder would not write", "[
     pk.pack_array(1);
     pk.pack_array(2);
     PublicKey a = origin_key(0x11);
-    pk.pack_bin(32);
-    pk.pack_bin_body(reinterpret_cast<const char*>(a.data()), 32);
+    pack_bin(pk, a);
     pk.pack_uint64(0);
   });
   CHECK(ferry::decode_context(zero_seq).error().code == Errc::corrupt);

@@ -11,6 +11,7 @@
 
 #include "protocol/hex.h"
 #include "protocol/limits.h"
+#include "tests/support/test_support.h"
 
 namespace {
 
@@ -21,29 +22,10 @@ using ferry::OpId;
 namespace limits = ferry::limits;
 
 using Bytes = std::vector<std::uint8_t>;
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-// ---- Crafting msgpack by hand ----
-
-template <class F>
-Bytes packed(F&& pack) {
-  msgpack::sbuffer buffer;
-  Packer pk(buffer);
-  pack(pk);
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return Bytes(data, data + buffer.size());
-}
-
-void pack_text(Packer& pk, std::string_view text) {
-  pk.pack_str(static_cast<std::uint32_t>(text.size()));
-  pk.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
-}
-
-void pack_bin(Packer& pk, const Bytes& bytes) {
-  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
-                   static_cast<std::uint32_t>(bytes.size()));
-}
+using ferry::test::pack_bin;
+using ferry::test::pack_text;
+using ferry::test::packed;
+using ferry::test::Packer;
 
 Bytes str(std::string_view text) {
   return packed([&](Packer& pk) { pack_text(pk, text); });

@@ -7,20 +7,13 @@
 
 #include "protocol/hex.h"
 #include "protocol/op.h"
+#include "tests/support/test_support.h"
 
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-template <class F>
-Bytes packed(F&& pack) {
-  msgpack::sbuffer buffer;
-  Packer pk(buffer);
-  pack(pk);
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return Bytes(data, data + buffer.size());
-}
+using ferry::test::packed;
+using ferry::test::Packer;
 
 ferry::PublicKey key_of(std::uint8_t fill) {
   ferry::PublicKey key{};

@@ -14,38 +14,24 @@
 #include "protocol/hex.h"
 #include "protocol/limits.h"
 #include "protocol/node_key.h"
+#include "tests/support/test_support.h"
 
 using namespace ferry;
 using namespace ferry::sync;
 
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-// ---- Crafting msgpack by hand ----
-
-template <class F>
-Bytes packed(F&& pack) {
-  msgpack::sbuffer buffer;
-  Packer pk(buffer);
-  pack(pk);
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return Bytes(data, data + buffer.size());
-}
+using ferry::test::pack_bin;
+using ferry::test::pack_text;
+using ferry::test::packed;
+using ferry::test::Packer;
 
 Bytes str(std::string_view text) {
-  return packed([&](Packer& pk) {
-    pk.pack_str(static_cast<std::uint32_t>(text.size()));
-    pk.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
-  });
+  return packed([&](Packer& pk) { pack_text(pk, text); });
 }
 
 Bytes bin(std::span<const std::uint8_t> bytes) {
-  return packed([&](Packer& pk) {
-    pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
-    pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
-                     static_cast<std::uint32_t>(bytes.size()));
-  });
+  return packed([&](Packer& pk) { pack_bin(pk, bytes); });
 }
 
 Bytes bin(std::size_t size, std::uint8_t fill) { return bin(Bytes(size, fill)); }

@@ -19,6 +19,7 @@
 #include "protocol/merge.h"
 #include "protocol/node_key.h"
 #include "protocol/op.h"
+#include "tests/support/test_support.h"
 
 namespace {
 
@@ -32,7 +33,9 @@ using ferry::TrustEntry;
 using ferry::TrustView;
 
 using Bytes = std::vector<std::uint8_t>;
-using Packer = msgpack::packer<msgpack::sbuffer>;
+using ferry::test::pack_text;
+using ferry::test::packed;
+using ferry::test::Packer;
 using Patterns = std::vector<std::string>;
 
 // ---- Keys ----
@@ -49,22 +52,6 @@ PublicKey key_of(std::uint8_t fill) { return node_key(fill).public_key(); }
 PublicKey negated(PublicKey key) {
   key[31] ^= 0x80;
   return key;
-}
-
-// ---- Crafting msgpack ----
-
-template <class F>
-Bytes packed(F&& pack) {
-  msgpack::sbuffer buffer;
-  Packer pk(buffer);
-  pack(pk);
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return Bytes(data, data + buffer.size());
-}
-
-void pack_text(Packer& pk, std::string_view text) {
-  pk.pack_str(static_cast<std::uint32_t>(text.size()));
-  pk.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
 }
 
 void pack_patterns(Packer& pk, const Patterns& patterns) {

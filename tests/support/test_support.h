@@ -8,7 +8,9 @@
 #include <initializer_list>
 #include <msgpack.hpp>
 #include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,18 +60,41 @@ class FakeWallClock final : public WallClock {
   std::uint64_t ms_;
 };
 
+// ---- Crafting msgpack by hand (valid or not) ----
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+// The bytes `pack` writes.
+template <class F>
+std::vector<std::uint8_t> packed(F&& pack) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  pack(pk);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  return {data, data + buffer.size()};
+}
+
+inline void pack_text(Packer& pk, std::string_view text) {
+  pk.pack_str(static_cast<std::uint32_t>(text.size()));
+  pk.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
+}
+
+inline void pack_bin(Packer& pk, std::span<const std::uint8_t> bytes) {
+  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
+                   static_cast<std::uint32_t>(bytes.size()));
+}
+
 // A msgpack map of string fields, encoded.
 inline std::vector<std::uint8_t> body_of(
     std::initializer_list<std::pair<std::string, std::string>> fields) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_map(static_cast<std::uint32_t>(fields.size()));
-  for (const auto& [k, v] : fields) {
-    pk.pack(k);
-    pk.pack(v);
-  }
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return {data, data + buffer.size()};
+  return packed([&](Packer& pk) {
+    pk.pack_map(static_cast<std::uint32_t>(fields.size()));
+    for (const auto& [k, v] : fields) {
+      pk.pack(k);
+      pk.pack(v);
+    }
+  });
 }
 
 inline OpDraft draft(std::string channel, std::string key,
