@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "protocol/limits.h"
+#include "protocol/unpack.h"
 #include "protocol/utf8.h"
 
 namespace ferry {
@@ -115,30 +116,6 @@ void pack_canonical(Packer& pk, msgpack::sbuffer& out, const msgpack::object& o)
       return;
   }
   FERRY_ASSERT(false && "msgpack object of unknown type");
-}
-
-// Unpacks exactly one object; msgpack-c throws on bad input, and the exception stops here.
-// Only its unpack errors are caught: were std::bad_alloc read as "no value", one replica short of
-// memory would merge an op differently from the others.
-std::optional<msgpack::object_handle> unpack_one(std::span<const std::uint8_t> bytes,
-                                                 const msgpack::unpack_limit& limit) {
-  try {
-    std::size_t offset = 0;
-    msgpack::object_handle h = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()),
-                                               bytes.size(), offset, nullptr, nullptr, limit);
-    if (offset != bytes.size()) return std::nullopt;
-    return h;
-  } catch (const msgpack::unpack_error&) {
-    return std::nullopt;
-  }
-}
-
-// Bodies are bounded like op.cpp bounds them; decoded ops already passed these limits.
-const msgpack::unpack_limit& body_limit() {
-  static const msgpack::unpack_limit limit(
-      limits::body_container_items_max, limits::body_container_items_max, limits::op_bytes_max,
-      limits::op_bytes_max, limits::op_bytes_max, limits::body_depth_max + 1);
-  return limit;
 }
 
 // ---- Reading merge parts ----
@@ -301,7 +278,7 @@ MergeOp merge_op_of(const Op& op) {
   const OpHeader& h = op.header();
   MergeOp out{op.id(), h.origin, h.seq, h.hlc, h.author, {}, {}, {}, {}};
   // A decoded op's body always unpacks; were it not to, the op merges as one without writes.
-  if (auto body = unpack_one(op.body(), body_limit())) {
+  if (auto body = unpack_one(op.body(), op_body_limit())) {
     Problems ignored;
     read_parts(body->get(), out, ignored);
   }
@@ -310,7 +287,7 @@ MergeOp merge_op_of(const Op& op) {
 
 Result<void> validate_merge_body(std::span<const std::uint8_t> body) {
   if (auto valid = validate_body(body); !valid) return valid;
-  auto unpacked = unpack_one(body, body_limit());
+  auto unpacked = unpack_one(body, op_body_limit());
   FERRY_ASSERT(unpacked.has_value());  // validate_body() unpacked these very bytes
   MergeOp parsed;
   Problems problems;
@@ -534,7 +511,7 @@ std::optional<std::vector<std::uint8_t>> value_of(const msgpack::object& o) {
   if (o.type != msgpack::type::BIN) return std::nullopt;
   std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr),
                                       o.via.bin.size);
-  auto value = unpack_one(bytes, body_limit());
+  auto value = unpack_one(bytes, op_body_limit());
   if (!value) return std::nullopt;
   std::vector<std::uint8_t> canonical = canonical_value(value->get());
   if (!std::equal(canonical.begin(), canonical.end(), bytes.begin(), bytes.end())) {

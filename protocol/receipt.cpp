@@ -3,6 +3,7 @@
 #include <msgpack.hpp>
 
 #include "protocol/hex.h"
+#include "protocol/unpack.h"
 
 namespace ferry {
 
@@ -22,18 +23,13 @@ std::vector<std::uint8_t> encode_receipt_body(const ReceiptFeeds& feeds) {
 }
 
 Result<ReceiptFeeds> parse_receipt_body(std::span<const std::uint8_t> body) {
-  msgpack::object_handle handle;
-  try {
-    // The body already passed the op's own checks; the limits only keep a hostile one small.
-    msgpack::unpack_limit limit(2, receipt_feeds_max, 64, 0, 0, 3);
-    std::size_t offset = 0;
-    handle = msgpack::unpack(reinterpret_cast<const char*>(body.data()), body.size(), offset,
-                             nullptr, nullptr, limit);
-    if (offset != body.size()) return fail(Errc::malformed, "receipt: trailing bytes");
-  } catch (const std::exception& e) {
-    return fail(Errc::malformed, std::string("receipt: ") + e.what());
+  // The body already passed the op's own checks; the limits only keep a hostile one small.
+  static const msgpack::unpack_limit limit(2, receipt_feeds_max, 64, 0, 0, 3);
+  auto handle = unpack_one(body, limit);
+  if (!handle) {
+    return fail(Errc::malformed, "receipt: not one msgpack map within a receipt's bounds");
   }
-  const msgpack::object& root = handle.get();
+  const msgpack::object& root = handle->get();
   if (root.type != msgpack::type::MAP || root.via.map.size != 1) {
     return fail(Errc::malformed, "receipt: body must be a map with the one field \"feeds\"");
   }

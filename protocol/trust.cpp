@@ -10,6 +10,7 @@
 #include "protocol/hex.h"
 #include "protocol/limits.h"
 #include "protocol/op.h"
+#include "protocol/unpack.h"
 #include "protocol/utf8.h"
 
 namespace ferry {
@@ -172,22 +173,6 @@ Result<void> read_set_map(const msgpack::object& set, TrustEntry& entry) {
   return {};
 }
 
-// Unpacks exactly one object; msgpack-c throws on bad input, and the exception stops here.
-std::optional<msgpack::object_handle> unpack_one(std::span<const std::uint8_t> bytes) {
-  static const msgpack::unpack_limit limit(
-      limits::body_container_items_max, limits::body_container_items_max, limits::op_bytes_max,
-      limits::op_bytes_max, limits::op_bytes_max, limits::body_depth_max + 1);
-  try {
-    std::size_t offset = 0;
-    msgpack::object_handle h = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()),
-                                               bytes.size(), offset, nullptr, nullptr, limit);
-    if (offset != bytes.size()) return std::nullopt;
-    return h;
-  } catch (const msgpack::unpack_error&) {
-    return std::nullopt;
-  }
-}
-
 Result<PublicKey> key_of_record(std::string_view key_hex) {
   bool lower_hex = std::all_of(key_hex.begin(), key_hex.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -316,7 +301,7 @@ Result<TrustEntry> parse_trust_body(const PublicKey& key, std::span<const std::u
   if (auto valid = validate_body(body); !valid) {
     return fail(valid.error().code, "trust " + valid.error().detail);
   }
-  auto unpacked = unpack_one(body);
+  auto unpacked = unpack_one(body, op_body_limit());
   FERRY_ASSERT(unpacked.has_value());  // validate_body() unpacked these very bytes
   const msgpack::object& map = unpacked->get();
   const msgpack::object* set = nullptr;
@@ -344,7 +329,7 @@ Result<TrustEntry> entry_from_record(std::string_view key_hex, const RecordState
     std::string what = "trust record " + std::string(key_hex) + ": " + std::string(field_names[i]);
     auto value = values.find(std::string(field_names[i]));
     if (value == values.end()) return malformed(what, "missing");
-    auto unpacked = unpack_one(value->second);
+    auto unpacked = unpack_one(value->second, op_body_limit());
     if (!unpacked) return malformed(what, "not one msgpack value");
     if (auto r = read_entry_field(static_cast<Field>(i), unpacked->get(), what, entry); !r)
       return tl::unexpected(r.error());
