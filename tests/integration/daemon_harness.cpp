@@ -761,6 +761,41 @@ int free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
+NodeSettings named(std::string name) {
+  NodeSettings settings;
+  settings.name = std::move(name);
+  return settings;
+}
+
+std::map<std::string, std::string> quick_limits() {
+  return {{"heartbeat_interval_ms", "200"},
+          {"heartbeat_timeout_ms", "1500"},
+          {"reconnect_min_ms", "50"},
+          {"reconnect_max_ms", "500"},
+          {"receipt_interval_ms", "200"}};
+}
+
+Replication hub_role(const TestNode& hub, std::string listen_host) {
+  Replication r;
+  r.role = "hub";
+  r.listen = true;
+  r.listen_host = std::move(listen_host);
+  r.authority = hub.node_id();
+  r.limits = quick_limits();
+  return r;
+}
+
+Replication below(const TestNode& upstream, const std::string& authority, std::string role,
+                  bool listen) {
+  Replication r;
+  r.role = std::move(role);
+  r.listen = listen;
+  r.authority = authority;
+  r.upstreams = {{upstream.listen_endpoint(), upstream.node_id()}};
+  r.limits = quick_limits();
+  return r;
+}
+
 void TestNode::replicate(const Replication& r) {
   std::string text = config_text_;
   text = with_setting(text, "node", "role", "\"" + r.role + "\"");

@@ -234,6 +234,22 @@ struct Replication {
   std::map<std::string, std::string> limits;  // [replication] key -> TOML value text
 };
 
+class TestNode;
+
+// Settings of a node with this name, everything else at its default.
+NodeSettings named(std::string name);
+
+// Fast heartbeats, reconnects and receipts ([replication] keys), so that lost links and each
+// step are seen quickly in tests.
+std::map<std::string, std::string> quick_limits();
+
+// A hub that is its own authority and listens on listen_host; quick limits.
+Replication hub_role(const TestNode& hub, std::string listen_host = "127.0.0.1");
+
+// A node whose one upstream is `upstream` (already configured to listen); quick limits.
+Replication below(const TestNode& upstream, const std::string& authority, std::string role,
+                  bool listen = false);
+
 class TestNode {
  public:
   explicit TestNode(NodeSettings settings = {});

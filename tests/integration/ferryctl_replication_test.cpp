@@ -15,21 +15,6 @@ namespace {
 constexpr auto connect_timeout = 60s;
 constexpr auto poll_interval = 100ms;
 
-NodeSettings named(std::string name) {
-  NodeSettings settings;
-  settings.name = std::move(name);
-  return settings;
-}
-
-// Fast heartbeats, reconnects and receipts, so that each step is seen quickly.
-std::map<std::string, std::string> quick_limits() {
-  return {{"heartbeat_interval_ms", "200"},
-          {"heartbeat_timeout_ms", "1500"},
-          {"reconnect_min_ms", "50"},
-          {"reconnect_max_ms", "500"},
-          {"receipt_interval_ms", "200"}};
-}
-
 ProcessResult ferryctl(const TestNode& node, std::vector<std::string> args) {
   if (ferryctl_path().empty()) throw HarnessError("ferryctl was not built");
   args.insert(args.begin(), {ferryctl_path(), "-c", node.config_path()});
@@ -78,18 +63,8 @@ TEST_CASE("ferryctl trust, peers, sync, track and status against a hub and a sta
           "[ferryctl-replication]") {
   TestNode hub(named("hub"));
   TestNode station(named("huaniao"));
-  // Fields by name: Replication gains fields over time (listen_host).
-  Replication hub_side;
-  hub_side.role = "hub";
-  hub_side.listen = true;
-  hub_side.authority = hub.node_id();
-  hub_side.limits = quick_limits();
-  hub.replicate(hub_side);
-  Replication station_side;
-  station_side.authority = hub.node_id();
-  station_side.upstreams = {{hub.listen_endpoint(), hub.node_id()}};
-  station_side.limits = quick_limits();
-  station.replicate(station_side);
+  hub.replicate(hub_role(hub));
+  station.replicate(below(hub, hub.node_id(), "station"));
   hub.start();
   station.start();
 

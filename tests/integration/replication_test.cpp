@@ -18,42 +18,6 @@ namespace {
 
 constexpr auto converge_timeout = 120s;
 
-NodeSettings named(std::string name) {
-  NodeSettings settings;
-  settings.name = std::move(name);
-  return settings;
-}
-
-// Fast heartbeats so that lost links are noticed quickly in tests.
-std::map<std::string, std::string> quick_limits() {
-  return {{"heartbeat_interval_ms", "200"},
-          {"heartbeat_timeout_ms", "1500"},
-          {"reconnect_min_ms", "50"},
-          {"reconnect_max_ms", "500"},
-          {"receipt_interval_ms", "200"}};
-}
-
-Replication hub_role(const TestNode& hub, std::string listen_host = "127.0.0.1") {
-  Replication r;
-  r.role = "hub";
-  r.listen = true;
-  r.listen_host = std::move(listen_host);
-  r.authority = hub.node_id();
-  r.limits = quick_limits();
-  return r;
-}
-
-Replication below(const TestNode& upstream, const std::string& authority, std::string role,
-                  bool listen = false) {
-  Replication r;
-  r.role = std::move(role);
-  r.listen = listen;
-  r.authority = authority;
-  r.upstreams = {{upstream.listen_endpoint(), upstream.node_id()}};
-  r.limits = quick_limits();
-  return r;
-}
-
 Value trust_add(TestNode& hub, const TestNode& node, const std::string& role) {
   IpcClient c = hub.client();
   Value r = c.call(Value::map(
@@ -326,7 +290,7 @@ class RoguePeer {
   }
 
   // hello, then the welcome; the ops the hub sends (trust) are acknowledged.
-  void open() {
+  sync::Welcome open() {
     sync::Hello hello;
     hello.name = "rogue";
     hello.key = key_.public_key();
@@ -334,7 +298,9 @@ class RoguePeer {
     hello.channels = {"*"};
     send(hello);
     sync::Message m = receive();
-    if (!std::holds_alternative<sync::Welcome>(m)) throw HarnessError("no welcome");
+    auto* welcome = std::get_if<sync::Welcome>(&m);
+    if (welcome == nullptr) throw HarnessError("no welcome");
+    return *welcome;
   }
 
   // The error the hub answers a batch with (after acknowledging what it sent meanwhile).
@@ -378,6 +344,19 @@ TEST_CASE("a trusted peer that breaks the protocol is refused, counted and cut o
     Value r = c.call(
         Value::map({{"cmd", "trust_add"}, {"name", "rogue"}, {"key", rogue_key.public_key_hex()}}));
     REQUIRE(r["ok"].boolean());
+    // A decision for another station: its feed is none of the rogue's business.
+    Value decision = submit_request("case.approve", "case-7",
+                                    Value::map({{"set", Value::map({{"status", "approved"}})}}));
+    decision.set("channel", "station/huaniao");
+    hub.submit_ok(c, decision);
+  }
+  {  // The welcome names the feeds the peer may read (trust), not other stations' feeds.
+    RoguePeer rogue(hub, rogue_key);
+    sync::Welcome welcome = rogue.open();
+    PublicKey hub_key = *from_hex<public_key_bytes>(hub.node_id());
+    CHECK(welcome.vector.seq(FeedId{hub_key, "ferry/trust"}) == 1);
+    CHECK(welcome.vector.seq(FeedId{hub_key, "station/huaniao"}) == 0);
+    CHECK(welcome.vector.entries().size() == 1);
   }
   const std::string own = "station/rogue";
   SignedOp first = make_op(rogue_key, own, 1, OpId{}, "case-1");
