@@ -21,7 +21,6 @@ struct Replicator::Upstream {
   std::uint64_t generation = 0;  // names each socket's monitor endpoint
   std::optional<Session> session;
   bool connected = false;  // the CURVE handshake succeeded on the current socket
-  SteadyTime connected_at{};
   SteadyTime retry_at{};
   std::chrono::milliseconds backoff{0};
 };
@@ -286,8 +285,7 @@ void Replicator::drain_upstream_monitor(Upstream& up) {
     switch (id) {
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         up.connected = true;
-        up.connected_at = std::chrono::steady_clock::now();
-        if (up.session) up.session->last_received = up.connected_at;
+        if (up.session) up.session->last_received = std::chrono::steady_clock::now();
         break;
       case ZMQ_EVENT_DISCONNECTED:
         // ZeroMQ would reconnect this socket by itself, but the session (and its hello) is gone
@@ -460,11 +458,6 @@ void Replicator::on_hello(Link link, Session& session, const sync::Hello& hello,
     protocol_error(link, session, sync::ErrorCode::unexpected, "hello only opens a session");
     return;
   }
-  if (hello.version != sync::protocol_version) {
-    protocol_error(link, session, sync::ErrorCode::version,
-                   "this node speaks protocol version " + std::to_string(sync::protocol_version));
-    return;
-  }
   if (!authenticated || hello.key != *authenticated) {
     protocol_error(link, session, sync::ErrorCode::identity,
                    "hello names a key other than the one this connection authenticated");
@@ -475,23 +468,33 @@ void Replicator::on_hello(Link link, Session& session, const sync::Hello& hello,
     bool stale = &it->second != link.downstream && it->second.session.peer == hello.key;
     it = stale ? downstream_.erase(it) : std::next(it);
   }
-  session.open = true;
-  session.peer = hello.key;
-  session.name = hello.name;
-  session.role = hello.role;
-  session.wanted = hello.channels;
-  session.sent = hello.vector;
-  session.acked = hello.vector;
-  session.opened_at = std::chrono::steady_clock::now();
-  ++counters_.sessions_opened;
-  Memory& m = memory(hello.key);
-  m.name = hello.name;
-  m.last_seen_ms = wall_.now_ms();
-  m.wanted = hello.channels;
-  m.acked = hello.vector;
+  if (!open_session(link, session, hello)) return;
   spdlog::info("peer {} ({}) connected", hello.name, short_key(hello.key));
   if (!send(link, session, sync::Welcome{greeting({"*"}, &hello.key)})) return;
   pump(link, session);
+}
+
+// Opens a session on the peer's greeting (its identity already checked): its version must be
+// ours. The peer's channels are what it wants, its vector what it holds.
+bool Replicator::open_session(Link link, Session& session, const sync::Greeting& greeting) {
+  if (greeting.version != sync::protocol_version) {
+    protocol_error(link, session, sync::ErrorCode::version,
+                   "this node speaks protocol version " + std::to_string(sync::protocol_version));
+    return false;
+  }
+  session.open = true;
+  session.peer = greeting.key;
+  session.name = greeting.name;
+  session.wanted = greeting.channels;
+  session.sent = greeting.vector;
+  ++counters_.sessions_opened;
+  Memory& m = memory(greeting.key);
+  m.name = greeting.name;
+  m.last_seen_ms = wall_.now_ms();
+  m.last_error.clear();
+  m.wanted = greeting.channels;
+  m.acked = greeting.vector;
+  return true;
 }
 
 void Replicator::on_welcome(Link link, Session& session, const sync::Welcome& welcome) {
@@ -500,36 +503,14 @@ void Replicator::on_welcome(Link link, Session& session, const sync::Welcome& we
     return;
   }
   Upstream& up = *link.upstream;
-  if (welcome.version != sync::protocol_version) {
-    protocol_error(link, session, sync::ErrorCode::version,
-                   "this node speaks protocol version " + std::to_string(sync::protocol_version));
-    return;
-  }
   if (welcome.key != up.config.key) {
     protocol_error(link, session, sync::ErrorCode::identity,
                    "welcome names a key other than the configured upstream key");
     return;
   }
-  session.open = true;
-  session.peer = welcome.key;
-  session.name = welcome.name;
-  session.role = welcome.role;
-  session.wanted = welcome.channels;
-  session.sent = welcome.vector;
-  session.acked = welcome.vector;
-  session.opened_at = std::chrono::steady_clock::now();
+  if (!open_session(link, session, welcome)) return;
   // Custody the upstream already holds (acks lost with the last connection).
-  if (auto noted = node_.store().record_custody(welcome.key, welcome.vector, wall_.now_ms());
-      !noted) {
-    spdlog::error("custody not recorded: {}", to_string(noted.error()));
-  }
-  ++counters_.sessions_opened;
-  Memory& m = memory(welcome.key);
-  m.name = welcome.name;
-  m.last_seen_ms = wall_.now_ms();
-  m.last_error.clear();
-  m.wanted = welcome.channels;
-  m.acked = welcome.vector;
+  note_custody(welcome.key, welcome.vector);
   spdlog::info("upstream {} ({}) connected at {}", welcome.name, short_key(welcome.key),
                up.config.endpoint);
   pump(link, session);
@@ -583,12 +564,11 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
   }
   std::vector<SignedOp> kept;
   kept.reserve(batch.ops.size());
-  std::vector<std::pair<FeedId, std::uint64_t>> named;  // every op's feed and seq
-  named.reserve(batch.ops.size());
+  VersionVector named;  // the feeds of the batch, each to its highest seq
   std::uint64_t skipped = 0;
   for (std::size_t i = 0; i < batch.ops.size(); ++i) {
     const OpHeader& h = batch.ops[i].op.header();
-    named.emplace_back(FeedId{h.origin, h.channel}, h.seq);
+    named.raise(FeedId{h.origin, h.channel}, h.seq);
     std::string why;
     bool skip = false;
     if (auto refused = refuse_op(batch.ops[i].op, link.upstream != nullptr, why, skip)) {
@@ -620,18 +600,13 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
   ++session.expect_batch;
   Memory& m = memory(session.peer);
   m.ops_received += report->stored;
+  // The peer holds what it sent (skipped ops too): never send it back. The ack names what this
+  // node now holds of those feeds (nothing of a feed all of whose ops were skipped).
+  session.sent.merge(named);
+  m.acked.merge(named);
   sync::Ack ack{batch.batch, {}};
   const VersionVector& held = node_.store().version_vector();
-  for (const SignedOp& s : kept) {
-    FeedId feed{s.op.header().origin, s.op.header().channel};
-    ack.vector.raise(feed, held.seq(feed));
-    // The peer holds what it sent: never send it back.
-    session.sent.raise(feed, s.op.header().seq);
-    session.acked.raise(feed, s.op.header().seq);
-    m.acked.raise(feed, s.op.header().seq);
-  }
-  for (const auto& [feed, seq] : named) session.sent.raise(feed, seq);  // skipped ones too
-  for (const auto& [feed, seq] : named) {  // what is held of skipped feeds, if anything
+  for (const auto& [feed, seq] : named.entries()) {
     if (held.seq(feed) > 0) ack.vector.raise(feed, held.seq(feed));
   }
   if (!send(link, session, ack)) {
@@ -645,25 +620,19 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
 }
 
 void Replicator::on_ack(Link link, Session& session, const sync::Ack& ack) {
-  if (!session.open || session.unacked.empty() || ack.batch != session.unacked.front().batch) {
+  if (!session.open || session.unacked.empty() || ack.batch != session.unacked.front()) {
     protocol_error(link, session, sync::ErrorCode::unexpected,
                    "ack " + std::to_string(ack.batch) + " for no batch in flight");
     return;
   }
   session.unacked.pop_front();
-  session.acked.merge(ack.vector);
   // Progress: the next failure of this link starts its backoff small again. (Not on welcome: a
   // peer that opens sessions and then refuses every batch must not be retried at full speed.)
   if (link.upstream != nullptr) link.upstream->backoff = limits_.reconnect_min;
   Memory& m = memory(session.peer);
   m.acked.merge(ack.vector);
-  if (link.upstream != nullptr) {
-    // Custody passes upstream on this acknowledgement (track: forwarded).
-    if (auto noted = node_.store().record_custody(session.peer, ack.vector, wall_.now_ms());
-        !noted) {
-      spdlog::error("custody not recorded: {}", to_string(noted.error()));
-    }
-  }
+  // Custody passes upstream on this acknowledgement (track: forwarded).
+  if (link.upstream != nullptr) note_custody(session.peer, ack.vector);
   pump(link, session);
 }
 
@@ -710,7 +679,7 @@ void Replicator::pump(Link link, Session& session) {
       return;
     }
     ++session.next_batch;
-    session.unacked.push_back(Unacked{batch.batch});
+    session.unacked.push_back(batch.batch);
     counters_.ops_sent += count;
     memory(session.peer).ops_sent += count;
   }
@@ -857,6 +826,12 @@ void Replicator::tick() {
                 "no message for " + std::to_string(limits_.heartbeat_timeout.count()) + " ms");
   }
   write_receipts();
+}
+
+void Replicator::note_custody(const PublicKey& upstream, const VersionVector& acked) {
+  if (auto noted = node_.store().record_custody(upstream, acked, wall_.now_ms()); !noted) {
+    spdlog::error("custody not recorded: {}", to_string(noted.error()));
+  }
 }
 
 std::chrono::milliseconds Replicator::timeout() const {

@@ -82,23 +82,17 @@ class Replicator {
   void close();
 
  private:
-  struct Unacked {
-    std::uint64_t batch = 0;
-  };
   struct Session {
     bool open = false;  // hello and welcome exchanged
     PublicKey peer{};
     std::string name;
-    std::string role;
-    std::vector<std::string> wanted;  // the channel patterns the peer asked for
-    VersionVector sent;               // what the peer holds once every batch sent is stored
-    VersionVector acked;              // what the peer acknowledged holding
-    std::deque<Unacked> unacked;      // at most window_batches
+    std::vector<std::string> wanted;    // the channel patterns the peer asked for
+    VersionVector sent;                 // what the peer holds once every batch sent is stored
+    std::deque<std::uint64_t> unacked;  // numbers of the batches sent; at most window_batches
     std::uint64_t next_batch = 1;
     std::uint64_t expect_batch = 1;
     SteadyTime last_received{};
     SteadyTime last_sent{};
-    SteadyTime opened_at{};
   };
   struct Upstream;
   struct Downstream {
@@ -114,8 +108,9 @@ class Replicator {
     std::uint64_t ops_received = 0;
     std::string last_error;
     std::vector<std::string> wanted{"*"};  // what it asked for in its last session
-    VersionVector acked;                   // what it last acknowledged
+    VersionVector acked;                   // what it is known to hold (greeting, acks, its ops)
   };
+
   // Where a message to a session's peer goes.
   struct Link {
     Upstream* upstream = nullptr;
@@ -129,6 +124,8 @@ class Replicator {
   // true when it handled a batch of ops (the costly message: the caller yields to IPC).
   bool on_message(Link link, Session& session, std::span<const std::uint8_t> frame,
                   const std::optional<PublicKey>& authenticated);
+  bool open_session(Link link, Session& session, const sync::Greeting& greeting);
+  void note_custody(const PublicKey& upstream, const VersionVector& acked);
   void on_hello(Link link, Session& session, const sync::Hello& hello,
                 const std::optional<PublicKey>& authenticated);
   void on_welcome(Link link, Session& session, const sync::Welcome& welcome);
