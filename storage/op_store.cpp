@@ -545,9 +545,21 @@ Result<StoredOp> OpStore::get(const OpId& id) {
 
 Result<void> OpStore::record_custody(const PublicKey& peer, const VersionVector& acked,
                                      std::uint64_t now_ms) {
+  bool any =
+      std::ranges::any_of(acked.entries(), [&](const auto& e) { return feeds_.contains(e.first); });
+  if (!any) return {};
+  // In WAL mode a NORMAL commit appends to the WAL without syncing it; the next FULL commit
+  // syncs it along with its own frames.
+  if (auto relaxed = db_.exec("PRAGMA synchronous = NORMAL"); !relaxed) return relaxed;
+  auto written = write_custody(peer, acked, now_ms);
+  if (auto strict = db_.exec("PRAGMA synchronous = FULL"); !strict) return strict;
+  return written;
+}
+
+Result<void> OpStore::write_custody(const PublicKey& peer, const VersionVector& acked,
+                                    std::uint64_t now_ms) {
   auto txn = Transaction::begin(db_);
   if (!txn) return tl::unexpected(txn.error());
-  bool any = false;
   for (const auto& [feed, seq] : acked.entries()) {
     auto held = feeds_.find(feed);
     if (held == feeds_.end()) continue;
@@ -557,9 +569,7 @@ Result<void> OpStore::record_custody(const PublicKey& peer, const VersionVector&
                      .bind(4, static_cast<std::int64_t>(now_ms))
                      .run();
     if (!noted) return noted;
-    any = true;
   }
-  if (!any) return {};
   return txn->commit();
 }
 

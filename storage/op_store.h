@@ -167,7 +167,9 @@ class OpStore {
 
   // ---- Custody and receipts ----
   // Records that `peer` acknowledged holding each feed of `acked` (feeds not held here are
-  // skipped), in one durable commit.
+  // skipped), in one commit that is not synced on its own: it reaches the disk with the next
+  // durable commit (or checkpoint). A power cut may lose it; the upstream's next welcome records
+  // it again. So an acknowledgement costs no fsync of its own.
   [[nodiscard]] Result<void> record_custody(const PublicKey& peer, const VersionVector& acked,
                                             std::uint64_t now_ms);
   // Errc::not_found for an op not held.
@@ -232,6 +234,8 @@ class OpStore {
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
   [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops, IngestMode mode);
+  [[nodiscard]] Result<void> write_custody(const PublicKey& peer, const VersionVector& acked,
+                                           std::uint64_t now_ms);
   [[nodiscard]] Result<void> note_receipt(const Op& op, std::uint64_t arrival,
                                           std::map<FeedId, Feed>& staged);
   [[nodiscard]] Result<void> rebuild_in_transaction(RebuildReport& report);

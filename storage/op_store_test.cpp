@@ -664,3 +664,46 @@ TEST_CASE("track reports custody and the authority's receipt", "[custody]") {
   CHECK(receipted->at(station.public_key()) == 3);
   CHECK(store.track(OpId{}).error().code == Errc::not_found);
 }
+
+TEST_CASE("custody is not synced on its own, yet a power cut after it loses no acknowledged op",
+          "[custody]") {
+  test::crash_vfs::install();
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  std::mt19937_64 rng(Catch::rngSeed());
+  NodeKey key = NodeKey::generate();
+  NodeKey upstream = NodeKey::generate();
+  HybridClock clock(wall, drift_max);
+  FeedId feed{key.public_key(), "station/a"};
+  std::uint64_t acked = 0;
+  OpId custody_synced{};  // an op whose custody a later durable commit carried to the disk
+  for (int power_cut = 0; power_cut < 6; ++power_cut) {
+    {
+      StoreOptions options;
+      options.sqlite_vfs = test::crash_vfs::name;
+      auto store = OpStore::open(dir.str(), wall, options);
+      REQUIRE(store);
+      REQUIRE((*store)->head(feed).seq == acked);
+      auto batches = 2 + rng() % 10;
+      for (std::uint64_t b = 0; b < batches; ++b) {
+        std::vector<OpDraft> drafts(1 + rng() % 16, test::draft("station/a", "k"));
+        auto appended = (*store)->append(key, clock, drafts);
+        REQUIRE(appended);
+        acked = appended->back().seq;
+        if (b + 1 < batches) custody_synced = appended->back().id;
+        VersionVector held;
+        held.raise(feed, acked);
+        REQUIRE((*store)->record_custody(upstream.public_key(), held, 1000 + acked));
+      }
+      test::crash_vfs::crash();  // the last custody commit was never synced
+    }
+    test::crash_vfs::reset();
+    auto reopened = open_store(dir, wall);
+    INFO("power cut " << power_cut << ", last acknowledged seq " << acked);
+    CHECK(reopened->head(feed).seq == acked);
+    require_valid_chains(*reopened);
+    auto tracked = reopened->track(custody_synced);
+    REQUIRE(tracked);
+    CHECK(tracked->forwarded.has_value());
+  }
+}
