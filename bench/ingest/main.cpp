@@ -31,6 +31,7 @@
 namespace {
 
 using ferry::Result;
+using ferry::bench::bench_main;
 using ferry::bench::body_bytes;
 using ferry::bench::case_number;
 using ferry::bench::Clock;
@@ -170,28 +171,8 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    auto options = parse_options(std::span<char*>(argv, static_cast<std::size_t>(argc)),
-                                 Seconds(seconds_default));
-    if (!options) {
-      std::fprintf(stderr, "ferry_bench_ingest: %s\n", options.error().detail.c_str());
-      print_usage();
-      return 2;
-    }
-    if (options->help) {
-      print_usage();
-      return 0;
-    }
-    auto status = run(*options);
-    if (!status) {
-      std::fprintf(stderr, "ferry_bench_ingest: %s\n", ferry::to_string(status.error()).c_str());
-      return 1;
-    }
-    return *status;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ferry_bench_ingest: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "ferry_bench_ingest: unknown exception\n");
-  }
-  return 1;
+  return bench_main<Options>(
+      "ferry_bench_ingest", argc, argv,
+      [](std::span<char*> args) { return parse_options(args, Seconds(seconds_default)); },
+      [](const Options& o) { return o.help; }, print_usage, [](Options& o) { return run(o); });
 }

@@ -3,9 +3,7 @@
 #include <exception>
 
 namespace ferry::bench {
-namespace {
 
-// The value at `key` of a map, or nullptr when absent or `map` is not a map.
 const msgpack::object* find_key(const msgpack::object& map, std::string_view key) {
   if (map.type != msgpack::type::MAP) return nullptr;
   for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
@@ -16,12 +14,11 @@ const msgpack::object* find_key(const msgpack::object& map, std::string_view key
   return nullptr;
 }
 
-std::optional<std::uint64_t> as_uint(const msgpack::object* value) {
+std::optional<std::uint64_t> uint_at(const msgpack::object& map, std::string_view key) {
+  const msgpack::object* value = find_key(map, key);
   if (value == nullptr || value->type != msgpack::type::POSITIVE_INTEGER) return std::nullopt;
   return value->via.u64;
 }
-
-}  // namespace
 
 Result<Reply> decode_reply(std::span<const std::uint8_t> frame) {
   Reply reply;
@@ -46,13 +43,13 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> frame) {
 }
 
 std::optional<std::uint64_t> reply_uint(const Reply& reply, std::string_view key) {
-  return as_uint(find_key(reply.root.get(), key));
+  return uint_at(reply.root.get(), key);
 }
 
 std::optional<std::uint64_t> reply_uint(const Reply& reply, std::string_view outer,
                                         std::string_view key) {
   const msgpack::object* inner = find_key(reply.root.get(), outer);
-  return inner == nullptr ? std::nullopt : as_uint(find_key(*inner, key));
+  return inner == nullptr ? std::nullopt : uint_at(*inner, key);
 }
 
 }  // namespace ferry::bench

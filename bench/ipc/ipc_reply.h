@@ -26,6 +26,12 @@ struct Reply {
 // "error" map with a string "code").
 [[nodiscard]] Result<Reply> decode_reply(std::span<const std::uint8_t> frame);
 
+// The value at `key` of a map, or nullptr when absent or `map` is not a map.
+const msgpack::object* find_key(const msgpack::object& map, std::string_view key);
+
+// The unsigned integer at `key` of a map, or nullopt.
+std::optional<std::uint64_t> uint_at(const msgpack::object& map, std::string_view key);
+
 // The unsigned integer at `key` of the reply map, or of the map at `outer` inside it.
 std::optional<std::uint64_t> reply_uint(const Reply& reply, std::string_view key);
 std::optional<std::uint64_t> reply_uint(const Reply& reply, std::string_view outer,

@@ -282,27 +282,8 @@ Result<IpcOptions> parse_ipc_options(std::span<char*> args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    auto options = parse_ipc_options(std::span<char*>(argv, static_cast<std::size_t>(argc)));
-    if (!options) {
-      std::fprintf(stderr, "ferry_bench_ipc: %s\n", options.error().detail.c_str());
-      print_usage();
-      return 2;
-    }
-    if (options->common.help) {
-      print_usage();
-      return 0;
-    }
-    auto status = run(*options);
-    if (!status) {
-      std::fprintf(stderr, "ferry_bench_ipc: %s\n", ferry::to_string(status.error()).c_str());
-      return 1;
-    }
-    return *status;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ferry_bench_ipc: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "ferry_bench_ipc: unknown exception\n");
-  }
-  return 1;
+  return bench_main<IpcOptions>(
+      "ferry_bench_ipc", argc, argv, parse_ipc_options,
+      [](const IpcOptions& o) { return o.common.help; }, print_usage,
+      [](IpcOptions& o) { return run(o); });
 }

@@ -85,18 +85,6 @@ struct Round {
   Seconds rebuild{};
 };
 
-Result<std::uint64_t> parse_count(std::string_view option, const char* value, std::uint64_t low,
-                                  std::uint64_t high) {
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(value, &end, 10);
-  if (*value == '\0' || *value == '-' || *end != '\0' || n < low || n > high) {
-    return fail(Errc::malformed, std::string(option) + " wants a whole number in " +
-                                     std::to_string(low) + ".." + std::to_string(high) + ", not " +
-                                     std::string(value));
-  }
-  return static_cast<std::uint64_t>(n);
-}
-
 // This benchmark's size is its history (--ops), not a time: the shared --seconds is refused.
 Result<MergeOptions> parse_merge_options(std::span<char*> args) {
   for (std::size_t i = 1; i < args.size(); ++i) {
@@ -438,27 +426,8 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    auto options = parse_merge_options(std::span<char*>(argv, static_cast<std::size_t>(argc)));
-    if (!options) {
-      std::fprintf(stderr, "ferry_bench_merge: %s\n", options.error().detail.c_str());
-      print_usage();
-      return 2;
-    }
-    if (options->help) {
-      print_usage();
-      return 0;
-    }
-    auto status = run(*options);
-    if (!status) {
-      std::fprintf(stderr, "ferry_bench_merge: %s\n", ferry::to_string(status.error()).c_str());
-      return 1;
-    }
-    return *status;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ferry_bench_merge: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "ferry_bench_merge: unknown exception\n");
-  }
-  return 1;
+  return bench_main<MergeOptions>(
+      "ferry_bench_merge", argc, argv, parse_merge_options,
+      [](const MergeOptions& o) { return o.help; }, print_usage,
+      [](MergeOptions& o) { return run(o); });
 }

@@ -59,7 +59,7 @@ constexpr double goal_heal_to_first_s = 0.5;
 
 static_assert(ops_ceiling < 90'000'000, "the round's own case numbers start at 90,000,000");
 
-struct Options {
+struct ReplicationOptions {
   RoundOptions round;
   std::uint64_t rounds = rounds_default;
   bool help = false;
@@ -274,20 +274,8 @@ void print_summary(const std::vector<RoundResult>& rounds) {
              first <= goal_heal_to_first_s);
 }
 
-Result<std::uint64_t> parse_count(std::string_view option, const char* value, std::uint64_t low,
-                                  std::uint64_t high) {
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(value, &end, 10);
-  if (*value == '\0' || *value == '-' || *end != '\0' || n < low || n > high) {
-    return fail(Errc::malformed, std::string(option) + " wants a whole number in " +
-                                     std::to_string(low) + ".." + std::to_string(high) + ", not " +
-                                     std::string(value));
-  }
-  return static_cast<std::uint64_t>(n);
-}
-
-Result<Options> parse(std::span<char*> args) {
-  Options out;
+Result<ReplicationOptions> parse(std::span<char*> args) {
+  ReplicationOptions out;
   out.round.ferryd = FERRYD_PATH;
   out.round.ops = ops_default;
   out.round.heals = heals_default;
@@ -351,7 +339,7 @@ void print_usage() {
                static_cast<unsigned long long>(heals_default), verify_seconds_default);
 }
 
-Result<void> run(Options options) {
+Result<void> run(ReplicationOptions options) {
   const Clock::time_point start = Clock::now();
   if (::access(options.round.ferryd.c_str(), X_OK) != 0) {
     return fail(Errc::not_found, "no ferryd to run at " + options.round.ferryd);
@@ -384,26 +372,11 @@ Result<void> run(Options options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    auto options = parse(std::span<char*>(argv, static_cast<std::size_t>(argc)));
-    if (!options) {
-      std::fprintf(stderr, "ferry_bench_replication: %s\n", options.error().detail.c_str());
-      print_usage();
-      return 2;
-    }
-    if (options->help) {
-      print_usage();
-      return 0;
-    }
-    if (auto ran = run(std::move(*options)); !ran) {
-      std::fprintf(stderr, "ferry_bench_replication: %s\n", ferry::to_string(ran.error()).c_str());
-      return 1;
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ferry_bench_replication: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "ferry_bench_replication: unknown exception\n");
-  }
-  return 1;
+  return bench_main<ReplicationOptions>(
+      "ferry_bench_replication", argc, argv, parse,
+      [](const ReplicationOptions& o) { return o.help; }, print_usage,
+      [](ReplicationOptions& o) -> Result<int> {
+        if (auto ran = run(std::move(o)); !ran) return tl::unexpected(ran.error());
+        return 0;
+      });
 }

@@ -22,22 +22,6 @@ namespace {
 
 constexpr std::int64_t reply_bytes_max = 8 << 20;
 
-const msgpack::object* find_key(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
-    const msgpack::object_kv& kv = map.via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR) continue;
-    if (std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) return &kv.val;
-  }
-  return nullptr;
-}
-
-std::optional<std::uint64_t> uint_at(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* value = find_key(map, key);
-  if (value == nullptr || value->type != msgpack::type::POSITIVE_INTEGER) return std::nullopt;
-  return value->via.u64;
-}
-
 std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
   const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
   return {data, data + buffer.size()};

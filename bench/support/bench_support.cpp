@@ -258,6 +258,18 @@ Result<Seconds> parse_seconds(std::string_view option, const char* value) {
   return Seconds(seconds);
 }
 
+Result<std::uint64_t> parse_count(std::string_view option, const char* value, std::uint64_t low,
+                                  std::uint64_t high) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(value, &end, 10);
+  if (*value == '\0' || *value == '-' || *end != '\0' || n < low || n > high) {
+    return fail(Errc::malformed, std::string(option) + " wants a whole number in " +
+                                     std::to_string(low) + ".." + std::to_string(high) + ", not " +
+                                     std::string(value));
+  }
+  return static_cast<std::uint64_t>(n);
+}
+
 Result<Options> parse_options(std::span<char*> args, Seconds seconds_default,
                               const ExtraOption& extra) {
   Options options;

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <functional>
 #include <span>
 #include <string>
@@ -128,5 +130,42 @@ using ExtraOption = std::function<Result<bool>(std::string_view name, const char
 
 // A number of seconds in [seconds_min, seconds_max]; the error names `option`.
 [[nodiscard]] Result<Seconds> parse_seconds(std::string_view option, const char* value);
+
+// A whole number in [low, high]; the error names `option`.
+[[nodiscard]] Result<std::uint64_t> parse_count(std::string_view option, const char* value,
+                                                std::uint64_t low, std::uint64_t high);
+
+// The main() of a benchmark program: parses the arguments (exit 2 and the usage for bad ones),
+// prints the usage for --help (exit 0), runs; a failure or an exception is printed after the
+// program's name (exit 1); otherwise the exit status is what run returned.
+template <class Options>
+int bench_main(const char* name, int argc, char** argv,
+               const std::function<Result<Options>(std::span<char*>)>& parse,
+               const std::function<bool(const Options&)>& wants_help, void (*print_usage)(),
+               const std::function<Result<int>(Options&)>& run) {
+  try {
+    auto options = parse(std::span<char*>(argv, static_cast<std::size_t>(argc)));
+    if (!options) {
+      std::fprintf(stderr, "%s: %s\n", name, options.error().detail.c_str());
+      print_usage();
+      return 2;
+    }
+    if (wants_help(*options)) {
+      print_usage();
+      return 0;
+    }
+    auto status = run(*options);
+    if (!status) {
+      std::fprintf(stderr, "%s: %s\n", name, to_string(status.error()).c_str());
+      return 1;
+    }
+    return *status;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown exception\n", name);
+  }
+  return 1;
+}
 
 }  // namespace ferry::bench
