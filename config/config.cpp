@@ -76,6 +76,14 @@ class Section {
     return {};
   }
 
+  Result<void> flag(std::string_view key, bool& out) {
+    const toml::node* n = get(key);
+    if (n == nullptr) return {};
+    if (!n->is_boolean()) return bad(key, "must be true or false");
+    out = n->value<bool>().value_or(out);
+    return {};
+  }
+
   Result<void> size(std::string_view key, std::int64_t min, std::int64_t max, std::size_t& out) {
     auto v = static_cast<std::int64_t>(out);
     if (auto r = integer(key, min, max, v); !r) return r;
@@ -233,6 +241,65 @@ Result<void> read_replication(Section s, ReplicationConfig& c) {
   return s.refuse_unknown();
 }
 
+// Monitor tokens: printable ASCII without spaces, long enough not to be guessed.
+constexpr std::size_t monitor_token_min = 16;
+constexpr std::size_t monitor_token_max = 256;
+
+Result<void> read_monitor_listen(Section& s, MonitorConfig& m) {
+  if (!s.has("listen")) return {};
+  std::string listen;
+  if (auto r = s.text("listen", listen); !r) return r;
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return s.bad("listen", "must be HOST:PORT");
+  std::string host = listen.substr(0, colon);
+  std::string port = listen.substr(colon + 1);
+  bool digits = !port.empty() && port.size() <= 5 &&
+                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoul(port) > 65535) return s.bad("listen", "the port must be 0..65535");
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  bool host_ok = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == ':';
+  });
+  if (!host_ok) return s.bad("listen", "must be HOST:PORT with an address or a host name");
+  m.host = host;
+  m.port = static_cast<int>(std::stoul(port));
+  return {};
+}
+
+Result<void> read_monitor(Section s, MonitorConfig& m) {
+  if (auto r = s.flag("enabled", m.enabled); !r) return r;
+  if (auto r = read_monitor_listen(s, m); !r) return r;
+  if (auto r = s.text("token", m.token); !r) return r;
+  bool token_ok =
+      std::all_of(m.token.begin(), m.token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (!token_ok) return s.bad("token", "must be printable ASCII without spaces");
+  if (!m.token.empty() &&
+      (m.token.size() < monitor_token_min || m.token.size() > monitor_token_max)) {
+    return s.bad("token", "must be " + std::to_string(monitor_token_min) + " to " +
+                              std::to_string(monitor_token_max) + " characters");
+  }
+  for (auto r : {s.millis("refresh_ms", 100, 60'000, m.refresh),
+                 s.millis("silent_after_ms", 1'000, 30LL * 24 * 3'600'000, m.silent_after),
+                 s.millis("status_interval_ms", 0, 24 * 3'600'000, m.status_interval),
+                 s.millis("status_keepalive_ms", 100, 7LL * 24 * 3'600'000, m.status_keepalive)}) {
+    if (!r) return r;
+  }
+  if (m.status_interval.count() > 0 && m.status_keepalive < m.status_interval) {
+    return s.bad_relation(
+        "status_keepalive_ms",
+        "must be at least status_interval_ms = " + std::to_string(m.status_interval.count()),
+        m.status_keepalive.count());
+  }
+  if (m.enabled && !m.loopback() && m.token.empty()) {
+    return s.bad("token",
+                 "required: listen is not a loopback address, so the monitor needs a "
+                 "bearer token");
+  }
+  return s.refuse_unknown();
+}
+
 Result<void> read_listen(Section s, std::string& endpoint) {
   if (auto r = s.endpoint("endpoint", endpoint); !r) return r;
   if (endpoint.empty()) return s.bad("endpoint", "required: where other nodes connect");
@@ -386,6 +453,10 @@ Result<PublicKey> parse_public_key(std::string_view hex) {
   return from_hex<public_key_bytes>(hex);
 }
 
+bool MonitorConfig::loopback() const {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 std::string_view role_name(Role role) {
   switch (role) {
     case Role::station:
@@ -494,6 +565,24 @@ void render_replication(std::ostream& out) {
       << "vector_entries_max = " << d.vector_entries_max << "\n\n";
 }
 
+void render_monitor(std::ostream& out) {
+  MonitorConfig d;
+  out << "[monitor]\n"
+      << "# The replication monitor over HTTP (docs/monitor.md): dashboard, JSON API, /metrics.\n"
+      << "enabled = true\n"
+      << "# HOST:PORT; a non-loopback address needs a token (Authorization: Bearer TOKEN).\n"
+      << "listen = \"" << d.host << ":" << d.port << "\"\n"
+      << "# token = \"<16 to 256 printable characters>\"\n"
+      << "# How often the figures served are refreshed.\n"
+      << "refresh_ms = " << d.refresh.count() << "\n"
+      << "# A station not heard from for this long is shown as silent.\n"
+      << "silent_after_ms = " << d.silent_after.count() << "\n"
+      << "# Status reports sent upstream: at most this often when something changed (0: none),\n"
+      << "# and at least this often even when nothing did.\n"
+      << "status_interval_ms = " << d.status_interval.count() << "\n"
+      << "status_keepalive_ms = " << d.status_keepalive.count() << "\n\n";
+}
+
 }  // namespace
 
 std::string render_config(const NewNodeSettings& settings) {
@@ -502,6 +591,7 @@ std::string render_config(const NewNodeSettings& settings) {
   render_peers(out, settings);
   render_ipc_and_limits(out);
   render_replication(out);
+  render_monitor(out);
   out << "[log]\n"
       << "# trace, debug, info, warn, error or off. Logs go to stderr.\n"
       << "level = \"info\"\n";
@@ -517,8 +607,8 @@ namespace {
 // Every top-level key must be a known section; `upstream` is an array of tables, checked by
 // read_upstreams.
 Result<void> check_sections(const toml::table& root, const std::string& path) {
-  static const std::set<std::string> sections = {"node", "listen", "upstream",    "authority",
-                                                 "ipc",  "limits", "replication", "log"};
+  static const std::set<std::string> sections = {
+      "node", "listen", "upstream", "authority", "ipc", "limits", "replication", "monitor", "log"};
   for (auto&& [key, value] : root) {
     std::string k(key.str());
     if (!sections.contains(k)) return fail(Errc::malformed, path + ": " + k + ": unknown section");
@@ -568,6 +658,7 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
                  read_ipc(section("ipc"), config.node, config.ipc),
                  read_limits(section("limits"), config.limits),
                  read_replication(section("replication"), config.replication),
+                 read_monitor(section("monitor"), config.monitor),
                  read_log(section("log"), config.log_level)}) {
     if (!r) return tl::unexpected(r.error());
   }

@@ -66,6 +66,20 @@ struct ReplicationConfig {
   std::size_t vector_entries_max = 65'536;             // feeds in one version vector message
 };
 
+// [monitor]: the HTTP monitor (docs/monitor.md) and the status reports a node sends upstream.
+struct MonitorConfig {
+  bool enabled = true;
+  std::string host = "127.0.0.1";  // listen = "HOST:PORT"; IPv6 hosts in brackets: [::1]:7480
+  int port = 7480;                 // 0: the kernel chooses (logged; written to monitor.url)
+  std::string token;               // bearer token; required when host is not a loopback address
+  std::chrono::milliseconds refresh{1'000};                 // how often the figures served refresh
+  std::chrono::milliseconds silent_after{30 * 60'000};      // a station unheard this long is silent
+  std::chrono::milliseconds status_interval{60'000};        // least time between reports; 0: none
+  std::chrono::milliseconds status_keepalive{10 * 60'000};  // most time between reports
+
+  bool loopback() const;
+};
+
 enum class LogLevel { trace, debug, info, warn, error, off };
 
 struct Config {
@@ -77,6 +91,7 @@ struct Config {
   IpcConfig ipc;
   LimitsConfig limits;
   ReplicationConfig replication;
+  MonitorConfig monitor;
   LogLevel log_level = LogLevel::info;
 
   bool replicates() const { return !listen_endpoint.empty() || !upstreams.empty(); }

@@ -296,9 +296,10 @@ Parsed<Request> parse_trust_revoke(Fields& f) {
 Parsed<Request> dispatch(const std::string& cmd, Fields& f, const RequestLimits& limits) {
   if (cmd == "trust_add") return parse_trust_add(f);
   if (cmd == "trust_revoke") return parse_trust_revoke(f);
-  if (cmd == "peers" || cmd == "sync" || cmd == "trust_list") {
+  if (cmd == "peers" || cmd == "sync" || cmd == "trust_list" || cmd == "monitor") {
     if (auto rest = f.none_left(cmd); !rest) return tl::unexpected(rest.error());
     if (cmd == "peers") return PeersRequest{};
+    if (cmd == "monitor") return MonitorRequest{};
     if (cmd == "sync") return SyncRequest{};
     return TrustListRequest{};
   }

@@ -74,6 +74,8 @@ struct ConflictsRequest {
 // Replication (docs/ipc.md): the peers and trust commands, answered by the daemon.
 struct PeersRequest {};
 struct SyncRequest {};
+// The monitor's figures (docs/monitor.md), answered by the daemon.
+struct MonitorRequest {};
 struct TrustListRequest {};
 struct TrustAddRequest {
   std::string name;
@@ -90,7 +92,7 @@ struct TrustRevokeRequest {
 
 using Request = std::variant<SubmitRequest, OpRequest, TrackRequest, PullRequest, StatusRequest,
                              GetRequest, ConflictsRequest, PeersRequest, SyncRequest,
-                             TrustListRequest, TrustAddRequest, TrustRevokeRequest>;
+                             TrustListRequest, TrustAddRequest, TrustRevokeRequest, MonitorRequest>;
 
 // Records listed by one `conflicts` reply: by default, and at most.
 inline constexpr std::size_t conflicts_limit_default = 100;

@@ -573,6 +573,45 @@ Result<void> OpStore::write_custody(const PublicKey& peer, const VersionVector& 
   return txn->commit();
 }
 
+Result<std::uint64_t> OpStore::stored_at(const FeedId& feed, std::uint64_t seq) {
+  auto held = feeds_.find(feed);
+  if (held == feeds_.end() || seq == 0 || seq > held->second.head.seq) {
+    return fail(Errc::not_found, "no such op in the feed");
+  }
+  auto stmt = db_.prepare("SELECT stored_at FROM ops WHERE feed_id = ?1 AND seq = ?2");
+  if (!stmt) return tl::unexpected(stmt.error());
+  auto row = stmt->bind(1, held->second.feed_id).bind(2, static_cast<std::int64_t>(seq)).step();
+  if (!row) return tl::unexpected(row.error());
+  if (!*row) return fail(Errc::not_found, "no such op in the feed");
+  return static_cast<std::uint64_t>(stmt->column_int(0));
+}
+
+Result<void> OpStore::probe_write(std::uint64_t now_ms) {
+  if (auto relaxed = db_.exec("PRAGMA synchronous = NORMAL"); !relaxed) return relaxed;
+  auto stmt = db_.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('health_probe', ?1)");
+  Result<void> written = stmt ? stmt->bind(1, static_cast<std::int64_t>(now_ms)).run()
+                              : Result<void>(tl::unexpected(stmt.error()));
+  if (auto strict = db_.exec("PRAGMA synchronous = FULL"); !strict) return strict;
+  return written;
+}
+
+Result<std::map<std::string, std::uint64_t>> OpStore::conflicts_by_channel(
+    std::size_t channels_max) {
+  auto stmt = db_.prepare(
+      "SELECT channel, count(*) FROM records WHERE conflicts > 0 GROUP BY channel "
+      "ORDER BY channel LIMIT ?1");
+  if (!stmt) return tl::unexpected(stmt.error());
+  stmt->bind(1, static_cast<std::int64_t>(channels_max));
+  std::map<std::string, std::uint64_t> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) break;
+    out.emplace(std::string(stmt->column_text(0)), static_cast<std::uint64_t>(stmt->column_int(1)));
+  }
+  return out;
+}
+
 Result<Tracked> OpStore::track(const OpId& id) {
   auto stored = get(id);
   if (!stored) return tl::unexpected(stored.error());

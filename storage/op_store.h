@@ -174,6 +174,12 @@ class OpStore {
                                             std::uint64_t now_ms);
   // Errc::not_found for an op not held.
   [[nodiscard]] Result<Tracked> track(const OpId& id);
+  // When the op at `seq` of `feed` was stored here; Errc::not_found when it is not held.
+  [[nodiscard]] Result<std::uint64_t> stored_at(const FeedId& feed, std::uint64_t seq);
+
+  // A small write, committed like custody (not synced on its own): fails when the database or
+  // its file system does not take writes (read-only, full, broken). For health checks.
+  [[nodiscard]] Result<void> probe_write(std::uint64_t now_ms);
   // The authority's newest receipt of a channel: what it covers (empty when there is none).
   [[nodiscard]] Result<std::map<PublicKey, std::uint64_t>> receipted(const std::string& channel);
 
@@ -193,6 +199,11 @@ class OpStore {
 
   // Records with at least one conflicting field, in (channel, key) order, at most limit.
   [[nodiscard]] Result<std::vector<Record>> conflicted(std::size_t limit);
+
+  // channel -> records with open conflicts, for the channels in (channel) order, at most
+  // `channels_max` channels.
+  [[nodiscard]] Result<std::map<std::string, std::uint64_t>> conflicts_by_channel(
+      std::size_t channels_max);
 
   // Computed over every record in (channel, key) order; cached until the next commit.
   [[nodiscard]] Result<Digests> digests();
