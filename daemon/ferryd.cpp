@@ -10,7 +10,9 @@
 #include <cstdio>
 
 #include "config/config.h"
+#include "daemon/http_monitor.h"
 #include "daemon/ipc_server.h"
+#include "daemon/monitor.h"
 #include "daemon/node.h"
 #include "daemon/replicator.h"
 
@@ -58,6 +60,18 @@ int block_stop_signals() {
   return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+// <data_dir>/monitor.url: where the monitor listens (its port may be chosen by the kernel).
+void write_monitor_url(const std::string& data_dir, const std::string& url) {
+  std::string path = data_dir + "/monitor.url";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    spdlog::warn("cannot write {}", path);
+    return;
+  }
+  std::fprintf(f, "%s\n", url.c_str());
+  std::fclose(f);
+}
+
 int serve(const ferry::config::Config& config) {
   using namespace ferry;
   auto key = NodeKey::load(config::node_key_path(config));
@@ -99,10 +113,25 @@ int serve(const ferry::config::Config& config) {
       spdlog::info("listening for peers on {}", config.listen_endpoint);
     }
   }
+  daemon::Monitor monitor(node, server, replicator ? &*replicator : nullptr, wall);
+  server.attach(&monitor);
+  std::optional<daemon::HttpMonitor> http;
+  if (config.monitor.enabled) {
+    // The monitor is for operators: without it the node still serves station software.
+    http.emplace(config.monitor, monitor);
+    if (auto url = http->start(); !url) {
+      spdlog::error("monitor: {}; serving without it", to_string(url.error()));
+      http.reset();
+    } else {
+      spdlog::info("monitor on {}", *url);
+      write_monitor_url(config.node.data_dir, *url);
+    }
+  }
   spdlog::info("ferryd {} ({}, {}) serving {} ops on {}", config.node.name,
                config::role_name(config.node.role), id.substr(0, 16), node.last_arrival(),
                config.ipc.endpoint);
   server.run(signal_fd);
+  if (http) http->stop();
   ::close(signal_fd);
   spdlog::info("ferryd {} stopped cleanly", config.node.name);
   return exit_ok;

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/monitor.h"
+
 namespace ferry::daemon {
 namespace {
 
@@ -80,6 +82,9 @@ void IpcServer::run(int signal_fd) {
       replicator_->poll_items(items);
       timeout_ms = std::min(timeout_ms, static_cast<int>(replicator_->timeout().count()));
     }
+    if (replication_monitor_ != nullptr) {
+      timeout_ms = std::min(timeout_ms, static_cast<int>(replication_monitor_->timeout().count()));
+    }
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
     } catch (const zmq::error_t& e) {
@@ -93,6 +98,7 @@ void IpcServer::run(int signal_fd) {
       replicator_->handle(std::span<const zmq::pollitem_t>(items).subspan(4));
       replicator_->tick();
     }
+    if (replication_monitor_ != nullptr) replication_monitor_->tick();
     dispatch();
     complete(false);
     if (items[2].revents & ZMQ_POLLIN) {
@@ -114,12 +120,17 @@ void IpcServer::run(int signal_fd) {
   close();
 }
 
-void IpcServer::submit_internal(OpDraft draft) {
+const IpcCounters& IpcServer::counters() {
+  if (replicator_ != nullptr) counters_.replication = replicator_->counters();
+  return counters_;
+}
+
+void IpcServer::submit_internal(OpDraft draft, Stored stored) {
   if (submits_queued() >= limits_.submit_queue_max) {
     spdlog::warn("submit queue full: a {} op of the node's own was dropped", draft.kind);
     return;
   }
-  submits_.push_back(PendingSubmit{Route{}, std::move(draft)});
+  submits_.push_back(PendingSubmit{Route{{}, {}, std::move(stored)}, std::move(draft)});
   counters_.submit_queue = submits_queued();
 }
 
@@ -203,7 +214,7 @@ bool IpcServer::receive_one() {
     more = frame.more();
     if (count < frames_per_request_max) frames[count++] = std::move(frame);
   }
-  Route route{frames[0].to_string()};
+  Route route{frames[0].to_string(), std::chrono::steady_clock::now(), {}};
   ++counters_.requests;
   bool well_framed = count == 3 && frames[1].size() == 0;
   if (!well_framed) {
@@ -243,6 +254,14 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
     }
     return;
   }
+  if (std::holds_alternative<ipc::MonitorRequest>(*request)) {
+    if (replication_monitor_ == nullptr) {
+      fail(route, ipc::Code::bad_request, "this daemon runs without a monitor");
+      return;
+    }
+    reply(route, replication_monitor_->ipc_reply());
+    return;
+  }
   if (std::holds_alternative<ipc::PeersRequest>(*request)) {
     reply(route, encode_peers());
     return;
@@ -264,8 +283,7 @@ void IpcServer::handle(Route route, const zmq::message_t& payload) {
     start_pull(std::move(route), *pull);
     return;
   }
-  if (replicator_ != nullptr) counters_.replication = replicator_->counters();
-  auto answer = node_.read(*request, counters_);
+  auto answer = node_.read(*request, counters());
   if (!answer) {
     fail(route, answer.error().code, answer.error().message);
     return;
@@ -360,9 +378,15 @@ void IpcServer::store_batch(InFlight batch, std::vector<Signature> signatures) {
   }
   FERRY_ASSERT(stored->size() == batch.routes.size());
   // Replies go out only now, after the commit is durable.
+  auto now = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < stored->size(); ++i) {
     const storage::Appended& a = (*stored)[i];
-    reply(batch.routes[i], ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
+    const Route& route = batch.routes[i];
+    if (route.stored) route.stored(a);
+    if (route.identity.empty()) continue;
+    reply(route, ipc::encode_submitted(a.id, a.seq, a.hlc, a.channel));
+    ++counters_.submits;
+    counters_.submit_latency.observe(std::chrono::duration<double>(now - route.received).count());
   }
   counters_.submit_queue = submits_queued();
   if (replicator_ != nullptr) replicator_->stored_locally();

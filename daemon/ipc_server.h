@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <future>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "daemon/replicator.h"
 
 namespace ferry::daemon {
+
+class Monitor;
 
 // Frames larger than this many request_bytes_max are cut off by ZeroMQ (ZMQ_MAXMSGSIZE), which
 // closes that connection; smaller oversize frames get a too_large reply.
@@ -46,13 +49,22 @@ class IpcServer {
   // Replication shares this event loop (optional; set before run()).
   void attach(Replicator* replicator) { replicator_ = replicator; }
 
-  // Queues a draft of the node's own (a receipt) with the submits; it gets no reply. Dropped,
-  // with a log line, when the submit queue is full.
-  void submit_internal(OpDraft draft);
+  // Queues a draft of the node's own (a receipt, a status report) with the submits; it gets no
+  // reply, but `stored` runs once it is durable. Dropped, with a log line, when the submit queue
+  // is full.
+  using Stored = std::function<void(const storage::Appended&)>;
+  void submit_internal(OpDraft draft, Stored stored = {});
+
+  // The monitor shares this event loop (optional; set before run()).
+  void attach(Monitor* monitor) { replication_monitor_ = monitor; }
+
+  const IpcCounters& counters();
 
  private:
   struct Route {
     std::string identity;  // the client's ROUTER routing id; empty for the node's own drafts
+    std::chrono::steady_clock::time_point received{};
+    Stored stored;  // the node's own drafts: told when durable
   };
   struct PendingSubmit {
     Route route;
@@ -91,6 +103,7 @@ class IpcServer {
 
   Node& node_;
   Replicator* replicator_ = nullptr;
+  Monitor* replication_monitor_ = nullptr;
   const config::LimitsConfig& limits_;
   ipc::RequestLimits request_limits_;
   zmq::context_t context_;

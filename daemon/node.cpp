@@ -8,9 +8,18 @@
 #include "protocol/receipt.h"
 
 namespace ferry::daemon {
-namespace {
 
-constexpr const char* ferry_version = "0.1.0";
+void LatencyHistogram::observe(double seconds) {
+  std::size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
+  ++counts[bucket];
+  ++count;
+  sum_seconds += seconds;
+}
+
+std::string_view ferry_version() { return FERRY_VERSION; }
+
+namespace {
 
 // A trust record is keyed by the node's public key and written whole.
 OpDraft trust_op_draft(const TrustEntry& entry) {
@@ -316,7 +325,7 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
                                                 std::chrono::steady_clock::now() - started_)
                                                 .count()));
   w.key("version");
-  w.text(ferry_version);
+  w.text(ferry_version());
   w.key("hlc");
   pk.pack_uint64(clock_.last());
   w.key("digest");

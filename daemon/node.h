@@ -39,9 +39,23 @@ struct ReplicationCounters {
   std::uint64_t receipts_written = 0;
 };
 
+// Submit latency, from the request's arrival to its reply after the durable commit, in the
+// Prometheus histogram's buckets (upper bounds in seconds; the last bucket is +Inf).
+struct LatencyHistogram {
+  static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  std::array<std::uint64_t, bounds.size() + 1> counts{};  // per bucket, not cumulative
+  std::uint64_t count = 0;
+  double sum_seconds = 0;
+
+  void observe(double seconds);
+};
+
 // What the IPC layer counts, reported by status.
 struct IpcCounters {
   std::uint64_t requests = 0;
+  std::uint64_t submits = 0;  // acknowledged submits of station software
+  LatencyHistogram submit_latency;
   std::array<std::uint64_t, ipc::code_count> errors{};
   std::uint64_t disconnects = 0;
   std::uint64_t unsent_replies = 0;
@@ -124,6 +138,9 @@ class Node {
       digest_cost_{};  // how long the last computation took  // received ops stamped beyond
                        // clock_drift_max ahead of us
 };
+
+// The ferryd version (the project's version in CMakeLists.txt).
+std::string_view ferry_version();
 
 // Status spends at most about 1/this of the event loop's time recomputing state digests.
 inline constexpr int digest_cost_factor = 10;

@@ -9,6 +9,7 @@
 #include "protocol/hex.h"
 #include "protocol/limits.h"
 #include "protocol/receipt.h"
+#include "protocol/status_report.h"
 
 namespace ferry::daemon {
 
@@ -688,6 +689,7 @@ void Replicator::pump(Link link, Session& session) {
 void Replicator::protocol_error(Link link, Session& session, sync::ErrorCode code,
                                 std::string message) {
   ++counters_.errors_sent[static_cast<std::size_t>(code)];
+  if (session.peer != PublicKey{}) ++memory(session.peer).rejected[static_cast<std::size_t>(code)];
   std::string reason =
       std::string("sent error ") + std::string(sync::error_code_name(code)) + ": " + message;
   spdlog::warn("peer {}: {}", session.name.empty() ? "(before hello)" : session.name, reason);
@@ -746,6 +748,9 @@ void Replicator::schedule_receipts(std::span<const SignedOp> ops) {
   for (const SignedOp& s : ops) {
     const OpHeader& h = s.op.header();
     if (h.origin == node_.public_key() || h.channel == trust_channel) continue;
+    // A status report asks for no receipt: one would change what the station holds, and so
+    // its next report, and so on; the next receipt of a real op covers it anyway.
+    if (h.kind == status_kind) continue;
     if (receipts_due_.contains(h.channel)) continue;
     auto last = receipts_last_.find(h.channel);
     SteadyTime due = last == receipts_last_.end() ? now : last->second + limits_.receipt_interval;
@@ -859,6 +864,51 @@ std::uint64_t Replicator::backlog(const PublicKey& peer, const std::vector<std::
   return total;
 }
 
+std::uint64_t Replicator::oldest_unsent(const PublicKey& peer,
+                                        const std::vector<std::string>& wanted,
+                                        const VersionVector& acked, bool to_upstream) const {
+  std::uint64_t oldest = 0;
+  std::size_t looked = 0;
+  for (const auto& [feed, seq] : node_.store().version_vector().entries()) {
+    std::uint64_t theirs = acked.seq(feed);
+    if (seq <= theirs || !sendable(peer, wanted, to_upstream, feed)) continue;
+    if (++looked > oldest_unsent_feeds_max) break;
+    auto at = node_.store().stored_at(feed, theirs + 1);
+    if (at && (oldest == 0 || *at < oldest)) oldest = *at;
+  }
+  return oldest;
+}
+
+UpstreamState Replicator::upstream_state() {
+  UpstreamState out;
+  out.configured = !upstreams_.empty();
+  const Memory* best = nullptr;
+  std::uint64_t best_backlog = 0;
+  for (const auto& up : upstreams_) {
+    if (up->session && up->session->open) out.online = true;
+    auto found = memory_.find(up->config.key);
+    if (found == memory_.end()) continue;
+    const Memory& m = found->second;
+    out.last_contact_ms = std::max(out.last_contact_ms, m.last_seen_ms);
+    std::uint64_t b = backlog(up->config.key, m.wanted, m.acked, true);
+    if (best == nullptr || b < best_backlog) {
+      best = &m;
+      best_backlog = b;
+      out.acked = m.acked;
+      out.oldest_unsent_ms = oldest_unsent(up->config.key, m.wanted, m.acked, true);
+    }
+  }
+  if (best == nullptr && !upstreams_.empty()) {
+    // Never heard from: everything it may read is still to send.
+    const auto& key = upstreams_.front()->config.key;
+    std::vector<std::string> all{"*"};
+    best_backlog = backlog(key, all, {}, true);
+    out.oldest_unsent_ms = oldest_unsent(key, all, {}, true);
+  }
+  out.backlog = best_backlog;
+  return out;
+}
+
 std::vector<PeerReport> Replicator::peers() {
   std::vector<PeerReport> out;
   for (const auto& [key, m] : memory_) {
@@ -871,6 +921,7 @@ std::vector<PeerReport> Replicator::peers() {
     r.ops_sent = m.ops_sent;
     r.ops_received = m.ops_received;
     r.last_error = m.last_error;
+    r.rejected = m.rejected;
     for (const auto& up : upstreams_) {
       if (up->config.key == key && up->session && up->session->open) r.connected = true;
     }
@@ -878,6 +929,12 @@ std::vector<PeerReport> Replicator::peers() {
       if (d.session.peer == key && d.session.open) r.connected = true;
     }
     r.backlog = backlog(key, m.wanted, m.acked, m.upstream);
+    r.oldest_unsent_ms = r.backlog == 0 ? 0 : oldest_unsent(key, m.wanted, m.acked, m.upstream);
+    const VersionVector& ours = node_.store().version_vector();
+    for (const auto& [feed, seq] : m.acked.entries()) {
+      std::uint64_t held = ours.seq(feed);
+      if (seq > held) r.backlog_in += seq - held;
+    }
     out.push_back(std::move(r));
   }
   return out;

@@ -38,14 +38,28 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 struct PeerReport {
   std::string name;
   PublicKey key{};
-  bool upstream = false;           // configured in [[upstream]] (else it connected to us)
-  std::string endpoint;            // upstreams only
-  bool connected = false;          // a session is open now
-  std::uint64_t last_seen_ms = 0;  // wall time of the last message from it; 0: never
-  std::uint64_t backlog = 0;       // ops it may read that it has not acknowledged
+  bool upstream = false;               // configured in [[upstream]] (else it connected to us)
+  std::string endpoint;                // upstreams only
+  bool connected = false;              // a session is open now
+  std::uint64_t last_seen_ms = 0;      // wall time of the last message from it; 0: never
+  std::uint64_t backlog = 0;           // ops it may read that it has not acknowledged
+  std::uint64_t backlog_in = 0;        // ops it reported holding that this node does not hold
+  std::uint64_t oldest_unsent_ms = 0;  // when the oldest op of `backlog` was stored; 0: none
   std::uint64_t ops_sent = 0;
   std::uint64_t ops_received = 0;
+  std::array<std::uint64_t, sync::error_code_count> rejected{};  // protocol errors sent to it
   std::string last_error;
+};
+
+// This node's link upwards, for its status reports (docs/monitor.md). With several upstreams,
+// the one that has acknowledged the most stands for all.
+struct UpstreamState {
+  bool configured = false;
+  bool online = false;                 // a session with an upstream is open
+  std::uint64_t last_contact_ms = 0;   // the last message from any upstream; 0: never
+  std::uint64_t backlog = 0;           // ops it may read and has not acknowledged
+  std::uint64_t oldest_unsent_ms = 0;  // when the oldest of them was stored here; 0: none
+  VersionVector acked;                 // what it is known to hold
 };
 
 class Replicator {
@@ -75,6 +89,7 @@ class Replicator {
   std::chrono::milliseconds timeout() const;
 
   std::vector<PeerReport> peers();
+  UpstreamState upstream_state();
   // Drops every upstream session and reconnects now (ferryctl sync).
   void sync_now();
   const ReplicationCounters& counters() const { return counters_; }
@@ -107,6 +122,7 @@ class Replicator {
     std::uint64_t ops_sent = 0;
     std::uint64_t ops_received = 0;
     std::string last_error;
+    std::array<std::uint64_t, sync::error_code_count> rejected{};
     std::vector<std::string> wanted{"*"};  // what it asked for in its last session
     VersionVector acked;                   // what it is known to hold (greeting, acks, its ops)
   };
@@ -146,6 +162,10 @@ class Replicator {
                                            bool& skip) const;
   std::uint64_t backlog(const PublicKey& peer, const std::vector<std::string>& wanted,
                         const VersionVector& acked, bool to_upstream) const;
+  // When the oldest op it lacks was stored here (0: none), looking at most at
+  // oldest_unsent_feeds_max feeds.
+  std::uint64_t oldest_unsent(const PublicKey& peer, const std::vector<std::string>& wanted,
+                              const VersionVector& acked, bool to_upstream) const;
   void schedule_receipts(std::span<const SignedOp> ops);
   void write_receipts();
   void submit_receipt(const std::string& channel, const ReceiptFeeds& feeds);
@@ -174,6 +194,8 @@ class Replicator {
 
 // Messages read from one socket in one round of the event loop, so that IPC stays served.
 inline constexpr std::size_t replication_drain_max = 64;
+// Feeds looked at for a peer's oldest unsent op (one indexed read each).
+inline constexpr std::size_t oldest_unsent_feeds_max = 64;
 // The ZAP domain of the replication sockets.
 inline constexpr const char* zap_domain_name = "ferry";
 

@@ -729,6 +729,7 @@ TestNode::TestNode(NodeSettings settings) : settings_(std::move(settings)) {
   text = with_setting(text, "ipc", "endpoint", "\"" + endpoint_ + "\"");
   text = with_setting(text, "log", "level", "\"" + settings_.log_level + "\"");
   for (const auto& [k, v] : settings_.limits) text = with_setting(text, "limits", k, v);
+  for (const auto& [k, v] : settings_.monitor) text = with_setting(text, "monitor", k, v);
   if (auto parsed = config::parse_config(text, dir_.file("ferry.toml")); !parsed) {
     throw harness_error("the test's config does not parse: " + parsed.error().detail);
   }
@@ -759,6 +760,32 @@ int free_tcp_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+Value trust_add(TestNode& hub, const TestNode& node, const std::string& role) {
+  IpcClient c = hub.client();
+  Value r = c.call(Value::map(
+      {{"cmd", "trust_add"}, {"name", node.name()}, {"key", node.node_id()}, {"role", role}}));
+  if (!r["ok"].boolean()) throw HarnessError("trust_add refused: " + r.dump());
+  return r;
+}
+
+NodeSettings monitored(std::string name) {
+  NodeSettings settings;
+  settings.name = std::move(name);
+  settings.monitor = {{"enabled", "true"},
+                      {"listen", "\"127.0.0.1:0\""},
+                      {"refresh_ms", "200"},
+                      {"status_interval_ms", "200"},
+                      {"status_keepalive_ms", "1000"}};
+  return settings;
+}
+
+std::string TestNode::monitor_url() const {
+  std::string text = read_file(data_dir_ + "/monitor.url");
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text.empty()) throw harness_error(settings_.name + " wrote no monitor.url");
+  return text;
 }
 
 NodeSettings named(std::string name) {

@@ -216,7 +216,14 @@ struct NodeSettings {
   std::map<std::string, std::string> limits;  // [limits] key -> TOML value text
   std::string log_level = "info";
   std::string netns;  // run ferryd inside this network namespace (ip netns exec); empty: here
+  // [monitor] key -> TOML value text. By default no HTTP and no status reports, so that tests
+  // of other things see only their own ops; monitored() turns both on.
+  std::map<std::string, std::string> monitor = {{"enabled", "false"}, {"status_interval_ms", "0"}};
 };
+
+// Settings of a node with its monitor on a kernel-chosen loopback port, quick refreshes and
+// quick status reports (every 200 ms when something changed, every 1 s regardless).
+NodeSettings monitored(std::string name);
 
 // The `ip` tool (iproute2); empty when it is not installed.
 std::string ip_path();
@@ -235,6 +242,9 @@ struct Replication {
 };
 
 class TestNode;
+
+// Enrols `node` at the hub (its authority) with this role; throws when the hub refuses.
+Value trust_add(TestNode& hub, const TestNode& node, const std::string& role);
 
 // Settings of a node with this name, everything else at its default.
 NodeSettings named(std::string name);
@@ -266,6 +276,8 @@ class TestNode {
   std::string default_channel() const { return "station/" + settings_.name; }
   std::string file(const std::string& name) const { return dir_.file(name); }
   const std::string& config_text() const { return config_text_; }
+  // http://127.0.0.1:PORT/ of a running node's monitor (from <data_dir>/monitor.url).
+  std::string monitor_url() const;
 
   // Rewrites the config to replicate; listen_endpoint() is set when it listens.
   void replicate(const Replication& replication);

@@ -18,14 +18,6 @@ namespace {
 
 constexpr auto converge_timeout = 120s;
 
-Value trust_add(TestNode& hub, const TestNode& node, const std::string& role) {
-  IpcClient c = hub.client();
-  Value r = c.call(Value::map(
-      {{"cmd", "trust_add"}, {"name", node.name()}, {"key", node.node_id()}, {"role", role}}));
-  if (!r["ok"].boolean()) throw HarnessError("trust_add refused: " + r.dump());
-  return r;
-}
-
 // Submits n ops pipelined on one DEALER (the daemon commits them in batches); returns their ids
 // in submit order.
 std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag,

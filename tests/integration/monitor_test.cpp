@@ -1,0 +1,312 @@
+// The replication monitor end to end (docs/monitor.md): real ferryd processes, their HTTP monitor
+// read with a real HTTP client, status reports travelling up through a relay, a link cut and
+// healed, Prometheus text checked by promtool, the bearer token, and the dashboard in Chromium.
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/daemon_harness.h"
+#include "tests/integration/link_proxy.h"
+
+using namespace ferry;
+using namespace ferry::it;
+using ferry::test::LinkProxy;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr auto monitor_timeout = 60s;
+
+struct HttpAnswer {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+
+// GET url+path ("http://127.0.0.1:PORT/" + "api/status"), with a bearer token when given.
+HttpAnswer http_get(const std::string& url, const std::string& path,
+                    const std::string& token = {}) {
+  std::string rest = url.substr(std::string("http://").size());
+  std::string host = rest.substr(0, rest.find(':'));
+  int port = std::stoi(rest.substr(rest.find(':') + 1));
+  httplib::Client client(host, port);
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(10, 0);
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  auto res = client.Get(("/" + path).c_str(), headers);
+  if (!res) return {};
+  return {res->status, res->body};
+}
+
+Json get_json(const std::string& url, const std::string& path) {
+  HttpAnswer a = http_get(url, path);
+  if (a.status != 200) throw HarnessError(path + " answered " + std::to_string(a.status));
+  return Json::parse(a.body);
+}
+
+const Json* station_row(const Json& stations, const std::string& name) {
+  for (const Json& s : stations.at("stations")) {
+    if (s.at("name") == name) return &s;
+  }
+  return nullptr;
+}
+
+int port_of(const std::string& endpoint) {
+  return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+}
+
+Value broadcast(std::string key) {
+  Value r = submit_request("notice.publish", std::move(key),
+                           Value::map({{"set", Value::map({{"text", "ferry times changed"}})}}));
+  r.set("channel", "broadcast");
+  return r;
+}
+
+std::string describe(const Json* row) { return row == nullptr ? "(no row)" : row->dump(); }
+
+}  // namespace
+
+TEST_CASE("the hub's monitor follows two stations behind a relay through a cut and a heal",
+          "[monitor]") {
+  TestNode hub(monitored("hub"));
+  TestNode relay(monitored("township"));
+  TestNode a(monitored("huaniao"));
+  TestNode b(monitored("shengshan"));
+  hub.replicate(hub_role(hub));
+  relay.replicate(below(hub, hub.node_id(), "relay", true));
+  LinkProxy link(port_of(relay.listen_endpoint()));
+  Replication via_link = below(relay, hub.node_id(), "station");
+  via_link.upstreams[0].first = link.endpoint();
+  a.replicate(via_link);
+  b.replicate(below(relay, hub.node_id(), "station"));
+  hub.start();
+  trust_add(hub, relay, "relay");
+  trust_add(hub, a, "station");
+  trust_add(hub, b, "station");
+  relay.start();
+  a.start();
+  b.start();
+  const std::string url = hub.monitor_url();
+
+  auto settled = [&](const std::string& name) {
+    return [&, name] {
+      Json stations = get_json(url, "api/stations");
+      const Json* s = station_row(stations, name);
+      return s != nullptr && s->at("online") == true && s->at("via") == "township" &&
+             s->at("backlog_up") == 0 && s->at("backlog_down") == 0 && s->at("silent") == false;
+    };
+  };
+  REQUIRE(wait_until(settled("huaniao"), monitor_timeout, 50ms));
+  REQUIRE(wait_until(settled("shengshan"), monitor_timeout, 50ms));
+  {
+    Json stations = get_json(url, "api/stations");
+    const Json* relay_row = station_row(stations, "township");
+    REQUIRE(relay_row != nullptr);
+    CHECK(relay_row->at("online") == true);
+    CHECK(relay_row->at("via") == "");
+    CHECK(relay_row->at("role") == "relay");
+  }
+
+  // The island is cut off: it keeps acknowledging its own submits, and its backlog grows.
+  link.cut();
+  IpcClient ac = a.client();
+  for (int i = 0; i < 5; ++i) {
+    a.submit_ok(ac, submit_request("case.submit", "case-" + std::to_string(i),
+                                   Value::map({{"set", Value::map({{"status", "filed"}})}})));
+  }
+  const std::string a_url = a.monitor_url();
+  REQUIRE(wait_until(
+      [&] {
+        Json peers = get_json(a_url, "api/peers");
+        for (const Json& p : peers.at("peers")) {
+          if (p.at("name") == "township") {
+            return p.at("online") == false && p.at("backlog_out").get<int>() >= 5 &&
+                   p.at("oldest_unsent_ms").get<std::uint64_t>() > 0;
+          }
+        }
+        return false;
+      },
+      monitor_timeout, 50ms));
+  // The hub learns from the relay's report that the island is gone; the other stays online.
+  REQUIRE(wait_until(
+      [&] {
+        Json stations = get_json(url, "api/stations");
+        const Json* sa = station_row(stations, "huaniao");
+        const Json* sb = station_row(stations, "shengshan");
+        return sa != nullptr && sb != nullptr && sa->at("online") == false &&
+               sb->at("online") == true;
+      },
+      monitor_timeout, 50ms));
+  // Notices from the hub wait for the island: they show as its backlog down.
+  IpcClient h = hub.client();
+  for (int i = 0; i < 3; ++i) hub.submit_ok(h, broadcast("notice-" + std::to_string(i)));
+  REQUIRE(wait_until(
+      [&] {
+        Json stations = get_json(url, "api/stations");
+        const Json* sa = station_row(stations, "huaniao");
+        return sa != nullptr && sa->at("backlog_down").get<int>() >= 3;
+      },
+      monitor_timeout, 50ms));
+  REQUIRE(wait_until(settled("shengshan"), monitor_timeout, 50ms));
+
+  // Healed: everything drains both ways and the hub sees the island settled again.
+  link.heal();
+  REQUIRE(wait_until(settled("huaniao"), monitor_timeout, 50ms));
+  Json stations = get_json(url, "api/stations");
+  const Json* sa = station_row(stations, "huaniao");
+  INFO(describe(sa));
+  REQUIRE(sa != nullptr);
+  CHECK(sa->at("ops_held").get<int>() >= 5);
+  CHECK(sa->at("oldest_unsent_ms") == 0);
+  CHECK(sa->at("last_report_ms").get<std::uint64_t>() > 0);
+  CHECK(sa->at("disk_free_bytes").get<std::uint64_t>() > 0);
+  CHECK(sa->at("rate").size() == 30);
+  // The hub's peers: the relay, directly.
+  Json peers = get_json(url, "api/peers");
+  REQUIRE(peers.at("peers").size() == 1);
+  CHECK(peers.at("peers")[0].at("name") == "township");
+  CHECK(peers.at("peers")[0].at("online") == true);
+}
+
+TEST_CASE("/metrics passes promtool and its counters move on submits and refusals", "[monitor]") {
+  REQUIRE(::access("/usr/bin/promtool", X_OK) == 0);  // Debian package prometheus
+  TestNode hub(monitored("hub"));
+  TestNode station(monitored("huaniao"));
+  hub.replicate(hub_role(hub));
+  station.replicate(below(hub, hub.node_id(), "station"));
+  hub.start();
+  trust_add(hub, station, "station");
+  station.start();
+  const std::string url = station.monitor_url();
+
+  auto sample = [](const std::string& text, const std::string& series) -> double {
+    std::size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + series.size() + 2));
+  };
+  auto promtool = [&](const std::string& text) {
+    std::string file = station.file("metrics.txt");
+    write_file(file, text);
+    return run_process({"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + file}, 60s);
+  };
+
+  std::string before = http_get(url, "metrics").body;
+  INFO(before);
+  auto checked = promtool(before);
+  INFO(checked.out + checked.err);
+  CHECK(checked.status.ok());
+  double submits = sample(before, "ferry_submits_total");
+  double forbidden = sample(before, "ferry_ipc_errors_total{code=\"forbidden\"}");
+  double latency_count = sample(before, "ferry_submit_duration_seconds_count");
+  REQUIRE(submits >= 0);
+  REQUIRE(forbidden >= 0);
+
+  IpcClient c = station.client();
+  for (int i = 0; i < 3; ++i) {
+    station.submit_ok(c, submit_request("case.submit", "case-" + std::to_string(i),
+                                        Value::map({{"set", Value::map({{"status", "filed"}})}})));
+  }
+  // A station may not write the hub's channels: refused, and counted.
+  Value refused = c.call(broadcast("notice-1"));
+  REQUIRE_FALSE(refused["ok"].boolean());
+
+  std::string after;
+  REQUIRE(wait_until(
+      [&] {
+        after = http_get(url, "metrics").body;
+        return sample(after, "ferry_submits_total") >= submits + 3 &&
+               sample(after, "ferry_ipc_errors_total{code=\"forbidden\"}") >= forbidden + 1;
+      },
+      monitor_timeout, 50ms));
+  CHECK(sample(after, "ferry_submits_total") == submits + 3);
+  CHECK(sample(after, "ferry_ipc_errors_total{code=\"forbidden\"}") == forbidden + 1);
+  CHECK(sample(after, "ferry_submit_duration_seconds_count") == latency_count + 3);
+  CHECK(sample(after, "ferry_submit_duration_seconds_bucket{le=\"+Inf\"}") == latency_count + 3);
+  CHECK(after.find("ferry_peer_up{peer=\"hub\",direction=\"up\"} 1") != std::string::npos);
+  checked = promtool(after);
+  INFO(after);
+  INFO(checked.out + checked.err);
+  CHECK(checked.status.ok());
+
+  // The hub's metrics carry the station.
+  const std::string hub_url = hub.monitor_url();
+  REQUIRE(wait_until(
+      [&] {
+        return http_get(hub_url, "metrics").body.find("ferry_station_up{station=\"huaniao\"} 1") !=
+               std::string::npos;
+      },
+      monitor_timeout, 50ms));
+  checked = promtool(http_get(hub_url, "metrics").body);
+  INFO(checked.out + checked.err);
+  CHECK(checked.status.ok());
+  CHECK(http_get(hub_url, "healthz").status == 200);
+}
+
+TEST_CASE("a bearer token guards the monitor; a public listen without one is refused",
+          "[monitor]") {
+  SECTION("non-loopback without a token: refused at start") {
+    NodeSettings s = monitored("huaniao");
+    s.monitor["listen"] = "\"127.0.0.1:0\"";
+    TestNode node(s);
+    std::string text = node.config_text();
+    std::size_t at = text.find("listen = \"127.0.0.1:0\"");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, std::string("listen = \"127.0.0.1:0\"").size(), "listen = \"0.0.0.0:0\"");
+    std::string path = node.file("public.toml");
+    write_file(path, text);
+    pid_t pid = node.spawn({"--config", path}, "public listen");
+    ExitStatus exit = node.wait(pid);
+    CHECK(exit.exited);
+    CHECK(exit.code == 3);
+    CHECK(node.log_of(pid).find("token") != std::string::npos);
+  }
+  SECTION("with a token: requests without it get 401") {
+    const std::string token = "island-ops-7f3a9c2e51d4";
+    NodeSettings s = monitored("huaniao");
+    s.monitor["token"] = "\"" + token + "\"";
+    TestNode node(s);
+    node.start();
+    const std::string url = node.monitor_url();
+    for (const char* path :
+         {"api/status", "api/stations", "api/peers", "api/conflicts", "metrics", "healthz"}) {
+      INFO(path);
+      CHECK(http_get(url, path).status == 401);
+      CHECK(http_get(url, path, "island-ops-wrong-token").status == 401);
+      CHECK(http_get(url, path, token).status == 200);
+    }
+    // The page itself holds no data; it sends the token on its API requests.
+    CHECK(http_get(url, "").status == 200);
+    CHECK(http_get(url, "dashboard.js").status == 200);
+    CHECK(http_get(url, "no-such-page", token).status == 404);
+  }
+}
+
+TEST_CASE("the monitor's JSON API answers with the documented fields", "[monitor]") {
+  TestNode node(monitored("hub"));
+  node.replicate(hub_role(node));
+  node.start();
+  const std::string url = node.monitor_url();
+  REQUIRE(wait_until([&] { return http_get(url, "api/status").status == 200; }, monitor_timeout));
+  Json status = get_json(url, "api/status");
+  CHECK(status.at("node").at("name") == "hub");
+  CHECK(status.at("node").at("role") == "hub");
+  CHECK(status.at("store_writable") == true);
+  CHECK(status.at("replication").is_object());
+  Json conflicts = get_json(url, "api/conflicts");
+  CHECK(conflicts.at("conflicts").is_array());
+  CHECK(conflicts.at("truncated") == false);
+  CHECK(get_json(url, "api/stations").at("stations").empty());
+  Json health = Json::parse(http_get(url, "healthz").body);
+  CHECK(health.at("ok") == true);
+  // The IPC command carries the same figures.
+  IpcClient c = node.client();
+  Value reply = c.call(Value::map({{"cmd", "monitor"}}));
+  REQUIRE(reply["ok"].boolean());
+  CHECK(reply["status"]["node"]["name"].str() == "hub");
+  Value bad = c.call(Value::map({{"cmd", "monitor"}, {"extra", 1}}));
+  CHECK_FALSE(bad["ok"].boolean());
+  CHECK(bad["error"]["code"].str() == "bad_request");
+}
