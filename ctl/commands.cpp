@@ -1,11 +1,15 @@
 #include "ctl/commands.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -19,6 +23,7 @@
 
 #include "config/config.h"
 #include "ctl/client.h"
+#include "ctl/monitor_view.h"
 #include "ctl/op_json.h"
 #include "ctl/peer_tables.h"
 #include "protocol/hex.h"
@@ -41,10 +46,22 @@ static_assert(std::atomic<bool>::is_always_lock_free, "the flag is set from a si
 
 extern "C" void on_stop_signal(int) { stop_requested = true; }
 
+// Set by SIGWINCH while `monitor` runs: the frame is drawn again at the terminal's new size.
+std::atomic<bool> resize_requested{false};
+
+extern "C" void on_resize_signal(int) { resize_requested = true; }
+
 constexpr std::size_t short_id_digits = 12;
 constexpr std::chrono::milliseconds follow_wait{10'000};
 constexpr std::size_t log_scan_arrivals_max = 100'000;  // log looks this far back at most
 constexpr std::size_t log_page_ops_max = 1000;
+constexpr std::chrono::milliseconds monitor_interval_default{2000};
+constexpr std::chrono::milliseconds monitor_interval_min{200};
+constexpr std::chrono::milliseconds monitor_interval_max{60'000};
+// A live monitor waits for a reply at most this long, or the interval when it is longer, and at
+// most --timeout: keys are read between fetches only.
+constexpr std::chrono::milliseconds monitor_fetch_wait{1000};
+constexpr std::size_t key_bytes_max = 64;  // read from stdin at once
 
 struct Globals {
   std::string config_path;
@@ -89,6 +106,11 @@ struct GetArgs {
   std::string channel;
 };
 
+struct MonitorArgs {
+  std::uint64_t interval_ms = static_cast<std::uint64_t>(monitor_interval_default.count());
+  bool once = false;
+};
+
 struct TrustAddArgs {
   std::string name;
   std::string key;  // hex
@@ -109,6 +131,7 @@ struct Args {
   std::size_t conflicts_limit = 0;
   TrustAddArgs trust_add;
   std::string trust_who;
+  MonitorArgs monitor;
 };
 
 int failed(std::string_view message) {
@@ -184,12 +207,16 @@ Result<Online> connect(const Globals& g) {
   return Online{std::move(*cfg), client::Client(std::move(options))};
 }
 
-int ipc_failed(const Online& online, const Error& error) {
+std::string ipc_error_text(const Online& online, const Error& error) {
   if (error.code == Errc::timeout && error.detail != "cancelled") {
-    return failed("ferryd is not running at " + online.config.ipc.endpoint + " (no answer within " +
-                  std::to_string(online.client.options().timeout.count()) + " ms)");
+    return "ferryd is not running at " + online.config.ipc.endpoint + " (no answer within " +
+           std::to_string(online.client.options().timeout.count()) + " ms)";
   }
-  return failed(error);
+  return error.detail.empty() ? std::string(errc_name(error.code)) : error.detail;
+}
+
+int ipc_failed(const Online& online, const Error& error) {
+  return failed(ipc_error_text(online, error));
 }
 
 // ---- offline commands -------------------------------------------------------------------------
@@ -972,6 +999,179 @@ int cmd_trust_revoke(const std::string& who, const Globals& g) {
   return exit_ok;
 }
 
+// ---- monitor -----------------------------------------------------------------------------------
+
+struct TerminalSize {
+  std::size_t columns = monitor_width_default;
+  std::size_t rows = 0;  // unknown: the frame is not cut
+};
+
+TerminalSize terminal_size() {
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0) return {};
+  return TerminalSize{size.ws_col, size.ws_row};
+}
+
+// While a live monitor runs, SIGINT and SIGTERM end it (the loop sees stop_requested and returns,
+// so every destructor restores what it changed) and SIGWINCH redraws it. The handlers that were
+// there before come back with the destructor.
+class MonitorSignals {
+ public:
+  MonitorSignals() {
+    resize_requested = false;
+    for (std::size_t i = 0; i < signals_.size(); ++i) {
+      struct sigaction action {};
+      action.sa_handler = signals_[i] == SIGWINCH ? on_resize_signal : on_stop_signal;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = 0;  // no SA_RESTART: a waiting poll wakes up at once
+      ::sigaction(signals_[i], &action, &saved_[i]);
+    }
+  }
+  ~MonitorSignals() {
+    for (std::size_t i = 0; i < signals_.size(); ++i) ::sigaction(signals_[i], &saved_[i], nullptr);
+  }
+  MonitorSignals(const MonitorSignals&) = delete;
+  MonitorSignals& operator=(const MonitorSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> signals_{SIGINT, SIGTERM, SIGWINCH};
+  std::array<struct sigaction, 3> saved_{};
+};
+
+// The terminal of a live monitor: stdin, when it is a terminal, without line buffering and echo
+// (so that one key press is read at once; ISIG stays, so Ctrl-C still sends SIGINT), the screen
+// cleared and the cursor hidden. The destructor restores the terminal's settings and the cursor.
+class LiveTerminal {
+ public:
+  LiveTerminal() {
+    keys_ = ::isatty(STDIN_FILENO) == 1 && ::tcgetattr(STDIN_FILENO, &saved_) == 0;
+    if (keys_) {
+      termios changed = saved_;
+      changed.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+      changed.c_cc[VMIN] = 1;
+      changed.c_cc[VTIME] = 0;
+      keys_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &changed) == 0;
+    }
+    std::cout << "\x1b[?25l\x1b[2J" << std::flush;  // hide the cursor, clear the screen
+  }
+  ~LiveTerminal() {
+    std::cout << "\n\x1b[?25h" << std::flush;  // below the frame, the cursor shown again
+    if (keys_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+  LiveTerminal(const LiveTerminal&) = delete;
+  LiveTerminal& operator=(const LiveTerminal&) = delete;
+
+  // Whether key presses can be read from stdin.
+  bool keys() const { return keys_; }
+
+ private:
+  termios saved_{};
+  bool keys_ = false;
+};
+
+// Draws over the previous frame in place: cursor home, each line cleared to its end, the rest of
+// the screen cleared. No newline after the last line, so that a frame as tall as the terminal
+// does not scroll.
+void draw_frame(const std::vector<std::string>& lines) {
+  std::string frame = "\x1b[H";
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    frame += lines[i] + "\x1b[K" + (i + 1 < lines.size() ? "\n" : "");
+  }
+  std::cout << frame << "\x1b[J" << std::flush;
+}
+
+enum class Wake { refresh, redraw, quit };
+
+// Waits until the deadline for q or Q on stdin (when keys are read), a stop signal (quit), or a
+// resize (redraw). A terminal that hangs up quits too.
+Wake wait_for_key(bool keys, std::chrono::steady_clock::time_point deadline) {
+  while (!stop_requested) {  // bounded by the deadline: every pass but the last one waits
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Wake::refresh;
+    pollfd in{STDIN_FILENO, POLLIN, 0};
+    int ready = ::poll(keys ? &in : nullptr, keys ? 1 : 0, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) {
+      if (resize_requested.exchange(false)) return Wake::redraw;
+      continue;
+    }
+    if (ready < 0 || (in.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return Wake::quit;
+    if (ready == 0) return Wake::refresh;
+    char bytes[key_bytes_max];
+    ssize_t got = ::read(STDIN_FILENO, bytes, sizeof bytes);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got <= 0) return Wake::quit;  // end of input: no key can come any more
+    if (std::any_of(bytes, bytes + got, [](char c) { return c == 'q' || c == 'Q'; })) {
+      return Wake::quit;
+    }
+  }
+  return Wake::quit;
+}
+
+// One fetch for the live view; a failure comes back as the text to show.
+Result<MonitorReply> fetch_monitor(Online& online) {
+  if (auto reachable = check_socket(online.config.ipc.endpoint); !reachable) {
+    return tl::unexpected(reachable.error());
+  }
+  auto reply = online.client.call({{"cmd", "monitor"}});
+  if (!reply) return fail(reply.error().code, ipc_error_text(online, reply.error()));
+  return decode_monitor_reply(*reply);
+}
+
+// `monitor --once`: one frame, or the reply as JSON, and the usual exit codes.
+int monitor_once(const Globals& g) {
+  auto online = connect(g);
+  if (!online) return failed(online.error());
+  auto reply = online->client.call({{"cmd", "monitor"}});
+  if (!reply) return ipc_failed(*online, reply.error());
+  auto decoded = decode_monitor_reply(*reply);
+  if (!decoded) return failed(decoded.error());
+  if (g.json) {
+    reply->erase("ok");
+    print_json(printable(*reply));
+  } else {
+    print_lines(render_monitor(*decoded, "", terminal_size().columns));
+  }
+  return exit_ok;
+}
+
+// The live view: fetches every interval and redraws until q, SIGINT or SIGTERM. A daemon that
+// does not answer is shown on the screen (over the last figures it gave) and asked again.
+int cmd_monitor(const MonitorArgs& a, const Globals& g) {
+  if (g.json && !a.once) return usage_failed("monitor: --json needs --once");
+  if (a.once) return monitor_once(g);
+  auto cfg = load(g);
+  if (!cfg) return failed(cfg.error());
+  std::chrono::milliseconds interval(static_cast<std::chrono::milliseconds::rep>(a.interval_ms));
+  client::ClientOptions options;
+  options.endpoint = cfg->ipc.endpoint;
+  options.timeout =
+      std::min(std::chrono::milliseconds(g.timeout_ms), std::max(interval, monitor_fetch_wait));
+  options.cancel = &stop_requested;
+  Online online{std::move(*cfg), client::Client(std::move(options))};
+  MonitorSignals signals;  // before the terminal: its settings are restored first
+  LiveTerminal terminal;
+  std::optional<MonitorReply> shown;
+  while (!stop_requested) {
+    auto deadline = std::chrono::steady_clock::now() + interval;
+    std::string problem;
+    if (auto fetched = fetch_monitor(online)) {
+      shown = std::move(*fetched);
+    } else {
+      problem = "no update: " + fetched.error().detail + "; retrying every " +
+                std::to_string(interval.count()) + " ms";
+    }
+    Wake wake = Wake::redraw;
+    while (wake == Wake::redraw && !stop_requested) {
+      TerminalSize size = terminal_size();
+      draw_frame(fit_rows(render_monitor(shown, problem, size.columns), size.rows, size.columns));
+      wake = wait_for_key(terminal.keys(), deadline);
+    }
+    if (wake == Wake::quit) break;
+  }
+  return exit_ok;
+}
+
 // ---- the command line -------------------------------------------------------------------------
 
 using Commands = std::vector<std::pair<CLI::App*, std::function<int()>>>;
@@ -1117,9 +1317,23 @@ void define_trust(CLI::App& app, Args& a, Commands& commands) {
   commands.emplace_back(revoke, [&a] { return cmd_trust_revoke(a.trust_who, a.globals); });
 }
 
+void define_monitor(CLI::App& app, Args& a, Commands& commands) {
+  auto* monitor = app.add_subcommand(
+      "monitor", "A live view of the stations and peers, redrawn in place like top (q quits)");
+  monitor
+      ->add_option("--interval", a.monitor.interval_ms,
+                   "Milliseconds between refreshes (default 2000, 200 to 60000)")
+      ->check(CLI::Range(static_cast<std::uint64_t>(monitor_interval_min.count()),
+                         static_cast<std::uint64_t>(monitor_interval_max.count())));
+  monitor->add_flag("--once", a.monitor.once,
+                    "Print one frame, without terminal control codes, and exit");
+  commands.emplace_back(monitor, [&a] { return cmd_monitor(a.monitor, a.globals); });
+}
+
 void define_replication(CLI::App& app, Args& a, Commands& commands) {
   auto* peers = app.add_subcommand("peers", "Show the nodes this one replicates with");
   commands.emplace_back(peers, [&a] { return cmd_peers(a.globals); });
+  define_monitor(app, a, commands);
   auto* sync = app.add_subcommand("sync", "Reconnect to the upstreams now");
   commands.emplace_back(sync, [&a] { return cmd_sync(a.globals); });
   define_trust(app, a, commands);

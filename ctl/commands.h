@@ -1,11 +1,11 @@
 // ferryctl's commands: parsing the command line (CLI11) and running one command.
 //
-// Online commands (status, submit, op, track, log, pull, get, conflicts, peers, sync, trust) talk
-// to ferryd through ferry_client; offline ones (init, id, verify, export, rebuild) read files
-// only, never through the daemon. verify and export open the store read only; rebuild opens it
-// for writing, holding the data directory's lock, so it refuses to run beside ferryd. Results go
-// to stdout, errors to stderr as one line starting with "ferryctl: ". docs/ferryctl.md describes
-// every command. Nothing here throws to the caller of run().
+// Online commands (status, submit, op, track, log, pull, get, conflicts, peers, sync, trust,
+// monitor) talk to ferryd through ferry_client; offline ones (init, id, verify, export, rebuild)
+// read files only, never through the daemon. verify and export open the store read only; rebuild
+// opens it for writing, holding the data directory's lock, so it refuses to run beside ferryd.
+// Results go to stdout, errors to stderr as one line starting with "ferryctl: ". docs/ferryctl.md
+// describes every command. Nothing here throws to the caller of run().
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -893,6 +894,123 @@ TEST_CASE("status without replication prints no replication lines") {
   REQUIRE(shown.code == exit_ok);
   CHECK(shown.out.find("sessions") == std::string::npos);
   CHECK(shown.out.find("trust ") == std::string::npos);
+}
+
+// ---- monitor -----------------------------------------------------------------------------------
+
+json monitor_reply() {
+  auto station = [](const std::string& name, bool online) {
+    return json{{"name", name},
+                {"online", online},
+                {"via", ""},
+                {"silent", !online},
+                {"last_seen_ms", online ? 1'789'999'988'000ULL : 0ULL},
+                {"backlog_up", online ? json(0) : json(nullptr)},
+                {"backlog_down", online ? json(4) : json(nullptr)},
+                {"oldest_unsent_ms", 0},
+                {"rejected", json::object()},
+                {"open_conflicts", 0},
+                {"rate", {0, 0.5}}};
+  };
+  return {{"ok", true},
+          {"status",
+           {{"now_ms", 1'790'000'000'000ULL},
+            {"node", {{"name", "dongji"}, {"id", hub_key}, {"role", "hub"}}},
+            {"ops", 40},
+            {"open_conflicts", 0}}},
+          {"peers",
+           {{{"name", "huaniao"},
+             {"upstream", false},
+             {"online", true},
+             {"last_seen_ms", 1'789'999'999'000ULL},
+             {"backlog_out", 0},
+             {"backlog_in", 0},
+             {"last_error", ""}}}},
+          {"stations", {station("huaniao", true), station("花鸟", false)}}};
+}
+
+TEST_CASE("monitor --once prints one frame with the station names, --json the reply") {
+  Node node;
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(monitor_reply()); });
+  auto shown = ferryctl({"-c", node.config, "monitor", "--once"});
+  REQUIRE(shown.code == exit_ok);
+  CHECK(shown.err.empty());
+  CHECK(shown.out.find('\x1b') == std::string::npos);  // no terminal control codes
+  INFO(shown.out);
+  auto lines = lines_of(shown.out);
+  REQUIRE(lines.size() >= 6);
+  CHECK(lines[0].starts_with("ferry dongji (hub)  ops 40  open conflicts 0"));
+  CHECK(lines[0].ends_with("2026-09-21 14:13:20Z"));
+  CHECK(std::find(lines.begin(), lines.end(),
+                  "huaniao online  -     12s      0      4      -    0.5     0     0") !=
+        lines.end());
+  CHECK(std::find(lines.begin(), lines.end(),
+                  "花鸟    SILENT  -   never      -      -      -    0.5     0     0") !=
+        lines.end());
+  for (const std::string& line : lines) CHECK(line.size() <= 80);  // bytes: ASCII but 花鸟
+  CHECK(fake.requests().back() == json{{"cmd", "monitor"}});
+  auto as_json = ferryctl({"-c", node.config, "monitor", "--once", "--json"});
+  REQUIRE(as_json.code == exit_ok);
+  json expected = monitor_reply();
+  expected.erase("ok");
+  CHECK(json::parse(as_json.out) == expected);
+}
+
+TEST_CASE("monitor --once exits 1 without a daemon or with a reply of the wrong shape") {
+  Node node;
+  auto away = ferryctl({"-c", node.config, "monitor", "--once"});
+  CHECK(away.code == exit_failure);
+  CHECK(away.err.find("ferryctl: ferryd is not running at " + node.endpoint) == 0);
+  FakeDaemon fake(node.endpoint, [](const json&) {
+    json reply = monitor_reply();
+    reply["stations"] = "none";
+    return map_reply(reply);
+  });
+  auto bad = ferryctl({"-c", node.config, "monitor", "--once"});
+  CHECK(bad.code == exit_failure);
+  CHECK(bad.err == "ferryctl: monitor reply: `stations` is a string, not an array\n");
+}
+
+TEST_CASE("monitor refuses --json without --once and an interval out of bounds") {
+  Node node;
+  CHECK(ferryctl({"-c", node.config, "monitor", "--json"}).code == exit_usage);
+  CHECK(ferryctl({"-c", node.config, "monitor", "--interval", "199"}).code == exit_usage);
+  CHECK(ferryctl({"-c", node.config, "monitor", "--interval", "60001"}).code == exit_usage);
+  CHECK(ferryctl({"-c", node.config, "monitor", "--interval", "x"}).code == exit_usage);
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t count = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
+}
+
+// Runs the live monitor for about `run_for`, then sends SIGTERM.
+Ran live_monitor(const Node& node, std::chrono::milliseconds run_for) {
+  std::thread stopper([run_for] {
+    std::this_thread::sleep_for(run_for);
+    ::kill(::getpid(), SIGTERM);
+  });
+  auto ran = ferryctl({"-c", node.config, "monitor", "--interval", "200"});
+  stopper.join();
+  return ran;
+}
+
+TEST_CASE("the live monitor redraws, keeps retrying while ferryd is away, and stops on SIGTERM") {
+  Node node;
+  auto away = live_monitor(node, 700ms);
+  CHECK(away.code == exit_ok);
+  CHECK(away.out.starts_with("\x1b[?25l\x1b[2J"));  // cursor hidden, screen cleared
+  CHECK(away.out.ends_with("\n\x1b[?25h"));         // and shown again on the way out
+  CHECK(away.out.find("no update: ferryd is not running at") != std::string::npos);
+  CHECK(away.out.find("retrying every 200 ms") != std::string::npos);
+  CHECK(count_of(away.out, "\x1b[H") >= 2);  // it tried again
+  FakeDaemon fake(node.endpoint, [](const json&) { return map_reply(monitor_reply()); });
+  auto live = live_monitor(node, 700ms);
+  CHECK(live.code == exit_ok);
+  CHECK(live.out.find("huaniao online") != std::string::npos);
+  CHECK(live.out.find("no update") == std::string::npos);
+  CHECK(fake.requests().size() >= 2);
 }
 
 }  // namespace
