@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -454,7 +455,10 @@ Result<PublicKey> parse_public_key(std::string_view hex) {
 }
 
 bool MonitorConfig::loopback() const {
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
+  if (host == "localhost" || host == "::1") return true;
+  // An IPv4 address literal in 127.0.0.0/8; not a name that merely starts with "127.".
+  in_addr address{};
+  return ::inet_pton(AF_INET, host.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
 }
 
 std::string_view role_name(Role role) {

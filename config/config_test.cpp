@@ -405,3 +405,195 @@ TEST_CASE("load_config reads a file and reports a missing one") {
   REQUIRE(config);
   CHECK(config->path == dir.file("ferry.toml"));
 }
+
+// ---- [monitor] ----
+
+namespace {
+
+std::string monitor(const std::string& lines) { return minimal + "[monitor]\n" + lines; }
+
+const std::string token16 = "0123456789abcdef";
+
+}  // namespace
+
+TEST_CASE("the monitor gets the documented defaults") {
+  auto config = parse_config(minimal, "f.toml");
+  REQUIRE(config);
+  const MonitorConfig& m = config->monitor;
+  CHECK(m.enabled);
+  CHECK(m.host == "127.0.0.1");
+  CHECK(m.port == 7480);
+  CHECK(m.loopback());
+  CHECK(m.token.empty());
+  CHECK(m.refresh == std::chrono::milliseconds(1'000));
+  CHECK(m.silent_after == std::chrono::milliseconds(1'800'000));
+  CHECK(m.status_interval == std::chrono::milliseconds(60'000));
+  CHECK(m.status_keepalive == std::chrono::milliseconds(600'000));
+  // An empty [monitor] is the same.
+  auto empty = parse_config(monitor(""), "f.toml");
+  REQUIRE(empty);
+  CHECK(empty->monitor.host == "127.0.0.1");
+  CHECK(empty->monitor.port == 7480);
+}
+
+TEST_CASE("every monitor key can be set") {
+  auto config = parse_config(monitor("enabled = false\nlisten = \"127.0.0.2:8080\"\n"
+                                     "token = \"" +
+                                     token16 +
+                                     "\"\nrefresh_ms = 500\nsilent_after_ms = 60000\n"
+                                     "status_interval_ms = 10000\nstatus_keepalive_ms = 20000\n"),
+                             "f.toml");
+  REQUIRE(config);
+  const MonitorConfig& m = config->monitor;
+  CHECK_FALSE(m.enabled);
+  CHECK(m.host == "127.0.0.2");
+  CHECK(m.port == 8080);
+  CHECK(m.token == token16);
+  CHECK(m.refresh == std::chrono::milliseconds(500));
+  CHECK(m.silent_after == std::chrono::milliseconds(60'000));
+  CHECK(m.status_interval == std::chrono::milliseconds(10'000));
+  CHECK(m.status_keepalive == std::chrono::milliseconds(20'000));
+}
+
+TEST_CASE("monitor listen is HOST:PORT, IPv6 hosts in brackets, port 0 allowed") {
+  auto v6 = parse_config(monitor("listen = \"[::1]:7480\"\n"), "f.toml");
+  REQUIRE(v6);
+  CHECK(v6->monitor.host == "::1");
+  CHECK(v6->monitor.port == 7480);
+  CHECK(v6->monitor.loopback());
+  auto any_port = parse_config(monitor("listen = \"localhost:0\"\n"), "f.toml");
+  REQUIRE(any_port);
+  CHECK(any_port->monitor.host == "localhost");
+  CHECK(any_port->monitor.port == 0);
+  CHECK(any_port->monitor.loopback());
+  auto top = parse_config(monitor("listen = \"127.0.0.1:65535\"\n"), "f.toml");
+  REQUIRE(top);
+  CHECK(top->monitor.port == 65535);
+}
+
+TEST_CASE("a bad monitor listen is refused with what is wrong") {
+  for (const char* port : {"127.0.0.1:65536", "127.0.0.1:70000", "127.0.0.1:x", "127.0.0.1:-1",
+                           "127.0.0.1:", "127.0.0.1:123456", "[::1]"}) {
+    INFO(port);
+    CHECK(refused(monitor("listen = \"" + std::string(port) + "\"\n"))
+              .detail.find("monitor.listen: the port must be 0..65535") != std::string::npos);
+  }
+  for (const char* missing : {"127.0.0.1", "localhost", ""}) {
+    INFO(missing);
+    CHECK(refused(monitor("listen = \"" + std::string(missing) + "\"\n"))
+              .detail.find("monitor.listen: must be HOST:PORT") != std::string::npos);
+  }
+  for (const char* host :
+       {":7480", "bad host:7480", "[::1:7480", "a/b:7480", "[]:7480", "h\\u00e9te:7480"}) {
+    INFO(host);
+    CHECK(refused(monitor("listen = \"" + std::string(host) + "\"\n"))
+              .detail.find("monitor.listen: must be HOST:PORT with an address or a host name") !=
+          std::string::npos);
+  }
+  CHECK(refused(monitor("listen = 7480\n")).detail.find("monitor.listen: must be a string") !=
+        std::string::npos);
+}
+
+TEST_CASE("a monitor on a non-loopback address needs a token") {
+  Error e = refused(monitor("listen = \"0.0.0.0:7480\"\n"));
+  CHECK(e.detail.find("monitor.token") != std::string::npos);
+  CHECK(refused(monitor("listen = \"[::]:7480\"\n")).detail.find("monitor.token") !=
+        std::string::npos);
+  CHECK(refused(monitor("listen = \"hub.example:7480\"\n")).detail.find("monitor.token") !=
+        std::string::npos);
+  auto with_token =
+      parse_config(monitor("listen = \"0.0.0.0:7480\"\ntoken = \"" + token16 + "\"\n"), "f.toml");
+  REQUIRE(with_token);
+  CHECK(with_token->monitor.host == "0.0.0.0");
+  CHECK_FALSE(with_token->monitor.loopback());
+  CHECK(with_token->monitor.token == token16);
+  // Any 127.x.y.z address is loopback.
+  auto loop = parse_config(monitor("listen = \"127.1.2.3:7480\"\n"), "f.toml");
+  REQUIRE(loop);
+  CHECK(loop->monitor.loopback());
+  // A monitor that is off serves nothing, so it needs no token.
+  CHECK(parse_config(monitor("enabled = false\nlisten = \"0.0.0.0:7480\"\n"), "f.toml"));
+}
+
+// Only an address literal in 127.0.0.0/8 is loopback: a host name such as 127.attacker.example
+// resolves wherever its owner wants, so it needs a token like any other.
+TEST_CASE("a host name that merely starts with 127. is not a loopback address", "[monitor]") {
+  auto config = parse_config(monitor("listen = \"127.attacker.example:7480\"\n"), "f.toml");
+  CHECK_FALSE(config);
+  CHECK_FALSE(parse_config(monitor("listen = \"127.0.0.1.nip.io:7480\"\n"), "f.toml"));
+}
+
+TEST_CASE("a monitor token is 16 to 256 printable characters without spaces") {
+  CHECK(parse_config(monitor("token = \"" + token16 + "\"\n"), "f.toml"));
+  CHECK(parse_config(monitor("token = \"" + std::string(256, 'x') + "\"\n"), "f.toml"));
+  CHECK(refused(monitor("token = \"" + token16.substr(1) + "\"\n"))
+            .detail.find("monitor.token: must be 16 to 256 characters") != std::string::npos);
+  CHECK(refused(monitor("token = \"" + std::string(257, 'x') + "\"\n"))
+            .detail.find("monitor.token: must be 16 to 256 characters") != std::string::npos);
+  for (const char* bad : {"0123456789 abcdef", "0123456789\\tabcdef", "0123456789abcdef\\u00e9",
+                          "0123456789abcdef\\u007f"}) {
+    INFO(bad);
+    CHECK(refused(monitor("token = \"" + std::string(bad) + "\"\n"))
+              .detail.find("monitor.token: must be printable ASCII without spaces") !=
+          std::string::npos);
+  }
+  CHECK(refused(monitor("token = 1234567890123456\n")).detail.find("monitor.token") !=
+        std::string::npos);
+}
+
+TEST_CASE("status_keepalive_ms must be at least status_interval_ms") {
+  CHECK(refused(monitor("status_interval_ms = 60000\nstatus_keepalive_ms = 59999\n"))
+            .detail.find("monitor.status_keepalive_ms: must be at least status_interval_ms = "
+                         "60000, not 59999") != std::string::npos);
+  CHECK(refused(monitor("status_interval_ms = 700000\n"))
+            .detail.find("status_keepalive_ms: must be at least status_interval_ms = 700000, not "
+                         "600000 (its default)") != std::string::npos);
+  CHECK(
+      parse_config(monitor("status_interval_ms = 60000\nstatus_keepalive_ms = 60000\n"), "f.toml"));
+  // Without reports there is nothing to keep alive.
+  auto off = parse_config(monitor("status_interval_ms = 0\nstatus_keepalive_ms = 100\n"), "f.toml");
+  REQUIRE(off);
+  CHECK(off->monitor.status_interval == std::chrono::milliseconds(0));
+}
+
+TEST_CASE("monitor durations are refused outside their ranges") {
+  for (const char* line :
+       {"refresh_ms = 99", "refresh_ms = 60001", "silent_after_ms = 999", "status_interval_ms = -1",
+        "status_keepalive_ms = 99", "status_interval_ms = 86400001"}) {
+    INFO(line);
+    CHECK(refused(monitor(std::string(line) + "\n")).detail.find("must be between") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("unknown monitor keys and wrong types are refused") {
+  CHECK(refused(monitor("port = 7480\n")).detail.find("monitor.port: unknown key") !=
+        std::string::npos);
+  CHECK(refused(monitor("enabled = \"yes\"\n"))
+            .detail.find("monitor.enabled: must be true or false") != std::string::npos);
+  CHECK(refused(monitor("refresh_ms = \"1s\"\n")).detail.find("monitor.refresh_ms") !=
+        std::string::npos);
+  CHECK(refused(minimal + "monitor = true\n").detail.find("node.monitor: unknown key") !=
+        std::string::npos);
+  CHECK(refused("monitor = true\n" + minimal).detail.find("monitor: must be a section") !=
+        std::string::npos);
+}
+
+TEST_CASE("the rendered config writes [monitor] at its defaults and parses back") {
+  NodeConfig node{"dongji", "/var/lib/ferry/dongji", Role::hub};
+  std::string text = render_config(node);
+  CHECK(text.find("\n[monitor]\n") != std::string::npos);
+  CHECK(text.find("\nlisten = \"127.0.0.1:7480\"\n") != std::string::npos);
+  auto config = parse_config(text, "/etc/ferry/hub.toml");
+  REQUIRE(config);
+  MonitorConfig d;
+  const MonitorConfig& m = config->monitor;
+  CHECK(m.enabled == d.enabled);
+  CHECK(m.host == d.host);
+  CHECK(m.port == d.port);
+  CHECK(m.token == d.token);
+  CHECK(m.refresh == d.refresh);
+  CHECK(m.silent_after == d.silent_after);
+  CHECK(m.status_interval == d.status_interval);
+  CHECK(m.status_keepalive == d.status_keepalive);
+}

@@ -19,8 +19,10 @@ constexpr int relay_hops_max = 4;
 
 std::uint64_t u64(const Json& object, const char* key) {
   auto it = object.find(key);
-  if (it == object.end() || !it->is_number_unsigned()) return 0;
-  return it->get<std::uint64_t>();
+  if (it == object.end() || !it->is_number_integer()) return 0;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  std::int64_t v = it->get<std::int64_t>();  // msgpack may carry a count as a signed int
+  return v < 0 ? 0 : static_cast<std::uint64_t>(v);
 }
 
 bool flag(const Json& object, const char* key) {
@@ -42,6 +44,8 @@ void RateTracker::observe(const std::string& key, std::uint64_t total, std::uint
   Series& s = series_[key];
   if (s.first_ms == 0) s.first_ms = now_ms;
   std::uint64_t bucket = now_ms / bucket_ms;
+  // A wall clock stepped back: the buckets seen no longer line up with time; start over.
+  if (now_ms < s.last_ms) s.starts.clear();
   s.starts.try_emplace(bucket, Start{total, now_ms});
   while (!s.starts.empty() && s.starts.begin()->first + buckets + 1 < bucket) {
     s.starts.erase(s.starts.begin());
@@ -64,7 +68,8 @@ std::array<double, RateTracker::buckets> RateTracker::rates(const std::string& k
     std::uint64_t start_ms = start->second.at_ms;
     std::uint64_t end_total = s.total;
     std::uint64_t end_ms = std::max(now_ms, s.last_ms);
-    auto next = s.starts.find(bucket + 1);
+    // A bucket ends where the next one observed starts (there may be a gap between them).
+    auto next = s.starts.upper_bound(bucket);
     if (next != s.starts.end()) {
       end_total = next->second.total;
       end_ms = next->second.at_ms;
@@ -189,6 +194,21 @@ Json station_rows(const std::vector<StationFacts>& stations, std::uint64_t now_m
     if (s.report) r.last_seen_ms = std::max(r.last_seen_ms, u64(*s.report, "at_ms"));
     rows[s.entry.key] = r;
   }
+  // A relay's latest report is the last word of the stations it lists as online below it, even
+  // when the relay itself has gone quiet since.
+  for (const StationFacts& relay : stations) {
+    if (!relay.report) continue;
+    auto peers = relay.report->find("peers");
+    if (peers == relay.report->end() || !peers->is_array()) continue;
+    std::uint64_t at = u64(*relay.report, "at_ms");
+    for (const Json& p : *peers) {
+      if (!p.is_object() || flag(p, "upstream") || !flag(p, "online")) continue;
+      auto key = from_hex<public_key_bytes>(text(p, "key"));
+      if (!key) continue;
+      auto row = rows.find(*key);
+      if (row != rows.end()) row->second.last_seen_ms = std::max(row->second.last_seen_ms, at);
+    }
+  }
   // A relay online here vouches for the stations its latest report lists as online below it.
   for (int hop = 0; hop < relay_hops_max; ++hop) {
     bool moved = false;
@@ -197,7 +217,6 @@ Json station_rows(const std::vector<StationFacts>& stations, std::uint64_t now_m
       if (!relay.report || !rr.online) continue;
       auto peers = relay.report->find("peers");
       if (peers == relay.report->end() || !peers->is_array()) continue;
-      std::uint64_t at = u64(*relay.report, "at_ms");
       for (const Json& p : *peers) {
         if (!p.is_object() || flag(p, "upstream") || !flag(p, "online")) continue;
         auto key = from_hex<public_key_bytes>(text(p, "key"));
@@ -206,7 +225,6 @@ Json station_rows(const std::vector<StationFacts>& stations, std::uint64_t now_m
         if (row == rows.end() || row->second.online) continue;
         row->second.online = true;
         row->second.via = relay.entry.name;
-        row->second.last_seen_ms = std::max(row->second.last_seen_ms, at);
         moved = true;
       }
     }

@@ -17,7 +17,10 @@ packages=(
   catch2 libexpected-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev
   clang-format sqlite3 python3 python3-zmq python3-msgpack
   iproute2 nftables
+  libcpp-httplib-dev prometheus chromium fonts-liberation tmux
 )
+# Node.js runs the dashboard's browser test (playwright-core drives Debian's Chromium).
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 install_missing() {
   local missing=()
@@ -50,7 +53,18 @@ build_and_test() {  # build_and_test DIR [cmake args...]
   ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 600
 }
 
+# playwright-core, pinned by tests/browser/package-lock.json (no browser download: it drives
+# /usr/bin/chromium).
+install_browser_test() {
+  local dir=tests/browser
+  # npm ci leaves node_modules/.package-lock.json behind: newer than the lock file, nothing to do.
+  if [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then return 0; fi
+  echo "== npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 install_missing
+install_browser_test
 check_format
 build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then

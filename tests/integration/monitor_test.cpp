@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/daemon_harness.h"
@@ -309,4 +310,111 @@ TEST_CASE("the monitor's JSON API answers with the documented fields", "[monitor
   Value bad = c.call(Value::map({{"cmd", "monitor"}, {"extra", 1}}));
   CHECK_FALSE(bad["ok"].boolean());
   CHECK(bad["error"]["code"].str() == "bad_request");
+}
+
+namespace {
+
+// The first of these that exists, or empty.
+std::string find_tool(std::initializer_list<const char*> paths) {
+  for (const char* p : paths) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// A hub with two stations connected to it directly, everything enrolled and running.
+struct HubWithTwo {
+  TestNode hub{monitored("hub")};
+  TestNode huaniao{monitored("huaniao")};
+  TestNode shengshan{monitored("shengshan")};
+
+  HubWithTwo() {
+    hub.replicate(hub_role(hub));
+    huaniao.replicate(below(hub, hub.node_id(), "station"));
+    shengshan.replicate(below(hub, hub.node_id(), "station"));
+    hub.start();
+    trust_add(hub, huaniao, "station");
+    trust_add(hub, shengshan, "station");
+    huaniao.start();
+    shengshan.start();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the dashboard in headless Chromium shows both stations, then one going offline",
+          "[monitor][browser]") {
+  std::string node = find_tool({"/usr/bin/node", "/usr/local/bin/node"});
+  INFO("needs Node.js, Chromium and tests/browser/node_modules (deploy/test.sh installs them)");
+  REQUIRE_FALSE(node.empty());
+  REQUIRE(::access("/usr/bin/chromium", X_OK) == 0);
+  const std::string dir = FERRY_BROWSER_TEST_DIR;
+  REQUIRE(::access((dir + "/node_modules/playwright-core/package.json").c_str(), R_OK) == 0);
+
+  HubWithTwo nodes;
+  const std::string screenshot = std::string(FERRY_TEST_ARTIFACTS_DIR) + "/dashboard.png";
+  ::unlink(screenshot.c_str());
+  ProcessResult run = run_process(
+      {node, dir + "/dashboard_test.mjs", "--url", nodes.hub.monitor_url(), "--stations",
+       "huaniao,shengshan", "--stop-pid", std::to_string(nodes.shengshan.pid()), "--stop-station",
+       "shengshan", "--screenshot", screenshot, "--timeout-ms", "60000"},
+      180s);
+  INFO(run.out);
+  INFO(run.err);
+  CHECK(run.status.ok());
+  struct stat st {};
+  CHECK(::stat(screenshot.c_str(), &st) == 0);
+  CHECK(st.st_size > 10'000);
+  // The station the page saw go offline was stopped by the test's SIGTERM and exited cleanly.
+  CHECK(nodes.shengshan.stop().ok());
+}
+
+TEST_CASE("ferryctl monitor renders the stations under tmux and quits on q", "[monitor][tmux]") {
+  std::string tmux = find_tool({"/usr/bin/tmux"});
+  REQUIRE_FALSE(tmux.empty());  // Debian package tmux
+  REQUIRE_FALSE(ferryctl_path().empty());
+  HubWithTwo nodes;
+  REQUIRE(wait_until(
+      [&] {
+        Json stations = get_json(nodes.hub.monitor_url(), "api/stations");
+        const Json* a = station_row(stations, "huaniao");
+        const Json* b = station_row(stations, "shengshan");
+        return a != nullptr && b != nullptr && a->at("online") == true && b->at("online") == true;
+      },
+      monitor_timeout, 50ms));
+
+  const std::string socket = nodes.hub.file("tmux.sock");
+  auto tmux_run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {tmux, "-S", socket});
+    return run_process(args, 30s);
+  };
+  struct KillServer {  // the tmux server goes whatever happens
+    std::function<void()> kill;
+    ~KillServer() { kill(); }
+  } cleanup{[&] { (void)tmux_run({"kill-server"}); }};
+  std::string command =
+      ferryctl_path() + " monitor --interval 300 --config " + nodes.hub.config_path();
+  REQUIRE(
+      tmux_run({"new-session", "-d", "-s", "mon", "-x", "80", "-y", "30", command}).status.ok());
+  std::string screen;
+  bool shown = wait_until(
+      [&] {
+        screen = tmux_run({"capture-pane", "-p", "-t", "mon"}).out;
+        return screen.find("huaniao") != std::string::npos &&
+               screen.find("shengshan") != std::string::npos &&
+               screen.find("online") != std::string::npos;
+      },
+      monitor_timeout, 100ms);
+  INFO(screen);
+  REQUIRE(shown);
+  std::size_t start = 0;
+  while (start < screen.size()) {
+    std::size_t end = screen.find('\n', start);
+    if (end == std::string::npos) end = screen.size();
+    CHECK(end - start <= 80);
+    start = end + 1;
+  }
+  REQUIRE(tmux_run({"send-keys", "-t", "mon", "q"}).status.ok());
+  // q quits ferryctl, which ends the session's only window.
+  CHECK(wait_until([&] { return !tmux_run({"has-session", "-t", "mon"}).status.ok(); }, 30s, 50ms));
 }
