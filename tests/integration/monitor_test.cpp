@@ -418,3 +418,49 @@ TEST_CASE("ferryctl monitor renders the stations under tmux and quits on q", "[m
   // q quits ferryctl, which ends the session's only window.
   CHECK(wait_until([&] { return !tmux_run({"has-session", "-t", "mon"}).status.ok(); }, 30s, 50ms));
 }
+
+TEST_CASE("/healthz turns 503 while the store takes no writes, and 200 again after",
+          "[monitor][mount]") {
+  INFO("needs root: the data directory is a small tmpfs that the test fills up");
+  REQUIRE(::geteuid() == 0);
+  TestNode node(monitored("huaniao"));
+  // The data directory moves onto a small tmpfs of its own, with the node key.
+  const std::string data = node.data_dir();
+  const std::string key = read_file(node.key_path());
+  REQUIRE(run_process({"/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0750", "ferrytest", data})
+              .status.ok());
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { (void)run_process({"/bin/umount", "-l", dir}, 30s); }
+  } unmount{data};
+  write_file(node.key_path(), key);
+  REQUIRE(::chmod(node.key_path().c_str(), 0600) == 0);
+  node.start();
+  const std::string url = node.monitor_url();
+  REQUIRE(wait_until([&] { return http_get(url, "healthz").status == 200; }, monitor_timeout));
+
+  // Disk full: a filler file takes every free block.
+  const std::string filler = data + "/filler";
+  (void)run_process({"/bin/dd", "if=/dev/zero", "of=" + filler, "bs=64k"}, 30s);
+  IpcClient c = node.client();
+  Value body =
+      Value::map({{"set", Value::map({{"status", "filed"}})}, {"note", std::string(3000, 'x')}});
+  // The daemon keeps serving: submits fail loudly, reads still answer.
+  Value refused;
+  for (int i = 0; i < 64; ++i) {
+    refused = c.call(submit_request("case.submit", "case-" + std::to_string(i), body));
+    if (!refused["ok"].boolean()) break;
+  }
+  CHECK_FALSE(refused["ok"].boolean());
+  REQUIRE(wait_until([&] { return http_get(url, "healthz").status == 503; }, monitor_timeout));
+  Json health = Json::parse(http_get(url, "healthz").body);
+  CHECK(health.at("store_writable") == false);
+  CHECK(health.at("event_loop") == true);
+  CHECK(http_get(url, "metrics").body.find("\nferry_store_writable 0\n") != std::string::npos);
+  CHECK(node.status()["ok"].boolean());
+
+  REQUIRE(::unlink(filler.c_str()) == 0);
+  REQUIRE(wait_until([&] { return http_get(url, "healthz").status == 200; }, monitor_timeout));
+  CHECK(c.call(submit_request("case.submit", "case-after", body))["ok"].boolean());
+  CHECK(node.stop().ok());
+}
