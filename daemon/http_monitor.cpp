@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -39,6 +40,13 @@ HttpMonitor::~HttpMonitor() { stop(); }
 void HttpMonitor::routes() {
   httplib::Server& s = *server_;
   s.new_task_queue = [] { return new httplib::ThreadPool(http_threads); };
+  // cpp-httplib sets SO_REUSEPORT by default: a second daemon on the same port would then share
+  // it silently, the kernel handing each request to either. SO_REUSEADDR alone still lets a
+  // restarted daemon bind while old connections linger, and a taken port fails to bind.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s.set_payload_max_length(http_request_bytes_max);
   s.set_read_timeout(http_io_timeout_seconds, 0);
   s.set_write_timeout(http_io_timeout_seconds, 0);

@@ -464,3 +464,25 @@ TEST_CASE("/healthz turns 503 while the store takes no writes, and 200 again aft
   CHECK(c.call(submit_request("case.submit", "case-after", body))["ok"].boolean());
   CHECK(node.stop().ok());
 }
+
+TEST_CASE("a second daemon on a taken monitor port serves without a monitor, not on a share",
+          "[monitor]") {
+  TestNode first(monitored("hub"));
+  first.start();
+  const std::string url = first.monitor_url();
+  const std::string port = url.substr(url.rfind(':') + 1, url.size() - url.rfind(':') - 2);
+  NodeSettings s = monitored("huaniao");
+  s.monitor["listen"] = "\"127.0.0.1:" + port + "\"";
+  TestNode second(s);
+  second.start();  // it serves station software all the same
+  CHECK(second.log().find("serving without it") != std::string::npos);
+  // Every request still reaches the first daemon.
+  for (int i = 0; i < 20; ++i) {
+    CHECK(get_json(url, "api/status").at("node").at("name") == "hub");
+  }
+  IpcClient c = second.client();
+  CHECK(second
+            .submit_ok(c, submit_request("case.submit", "case-1",
+                                         Value::map({{"set", Value::map({{"a", 1}})}})))["ok"]
+            .boolean());
+}
