@@ -569,13 +569,14 @@ void render_replication(std::ostream& out) {
       << "vector_entries_max = " << d.vector_entries_max << "\n\n";
 }
 
-void render_monitor(std::ostream& out) {
+void render_monitor(std::ostream& out, const std::string& listen) {
   MonitorConfig d;
+  std::string where = listen.empty() ? d.host + ":" + std::to_string(d.port) : listen;
   out << "[monitor]\n"
       << "# The replication monitor over HTTP (docs/monitor.md): dashboard, JSON API, /metrics.\n"
       << "enabled = true\n"
       << "# HOST:PORT; a non-loopback address needs a token (Authorization: Bearer TOKEN).\n"
-      << "listen = \"" << d.host << ":" << d.port << "\"\n"
+      << "listen = " << quoted(where) << "\n"
       << "# token = \"<16 to 256 printable characters>\"\n"
       << "# How often the figures served are refreshed.\n"
       << "refresh_ms = " << d.refresh.count() << "\n"
@@ -595,7 +596,7 @@ std::string render_config(const NewNodeSettings& settings) {
   render_peers(out, settings);
   render_ipc_and_limits(out);
   render_replication(out);
-  render_monitor(out);
+  render_monitor(out, settings.monitor_listen);
   out << "[log]\n"
       << "# trace, debug, info, warn, error or off. Logs go to stderr.\n"
       << "level = \"info\"\n";
@@ -603,7 +604,7 @@ std::string render_config(const NewNodeSettings& settings) {
 }
 
 std::string render_config(const NodeConfig& node) {
-  return render_config(NewNodeSettings{node, {}, {}, {}});
+  return render_config(NewNodeSettings{node, {}, {}, {}, {}});
 }
 
 namespace {

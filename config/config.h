@@ -103,6 +103,7 @@ struct NewNodeSettings {
   std::string listen_endpoint;  // empty: no [listen]
   std::vector<UpstreamConfig> upstreams;
   std::optional<PublicKey> authority;
+  std::string monitor_listen;  // [monitor] listen, HOST:PORT; empty: the default
 };
 
 inline constexpr const char* node_key_file_name = "node.key";  // in data_dir, mode 0600

@@ -164,7 +164,8 @@ TEST_CASE("the rendered config keeps listen, upstreams and the authority") {
                            "tcp://0.0.0.0:7470",
                            {UpstreamConfig{"tcp://10.0.0.1:7470", key_of(upstream_hex)},
                             UpstreamConfig{"ipc:///run/ferry/hub.sock", key_of(hub_hex)}},
-                           key_of(hub_hex)};
+                           key_of(hub_hex),
+                           "[::1]:7490"};
   auto config = parse_config(render_config(settings), "/etc/ferry/relay.toml");
   REQUIRE(config);
   CHECK(config->node.name == "relay-1");
@@ -180,6 +181,8 @@ TEST_CASE("the rendered config keeps listen, upstreams and the authority") {
   CHECK(*config->authority == key_of(hub_hex));
   CHECK(config->ipc.endpoint == "ipc:///srv/ferry/a \"quoted\" dir/ferryd.sock");
   check_replication_defaults(config->replication);
+  CHECK(config->monitor.host == "::1");
+  CHECK(config->monitor.port == 7490);
 }
 
 TEST_CASE("a config without peers replicates nothing and gets the replication defaults") {

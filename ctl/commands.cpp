@@ -77,6 +77,7 @@ struct InitArgs {
   std::vector<std::string> upstreams;      // endpoints, paired with upstream_keys by position
   std::vector<std::string> upstream_keys;  // hex
   std::string authority;                   // hex; empty: none, or the hub's own key
+  std::string monitor;                     // [monitor] listen; empty: the default
 };
 
 struct SubmitArgs {
@@ -265,7 +266,7 @@ Result<void> write_new_file(const std::string& path, const std::string& text, mo
 // parsed. A hub without --authority is its own authority.
 config::NewNodeSettings new_node(const InitArgs& a, const std::string& dir, const NodeKey& key) {
   config::NewNodeSettings settings{
-      config::NodeConfig{a.name, dir, role_from(a.role)}, a.listen, {}, {}};
+      config::NodeConfig{a.name, dir, role_from(a.role)}, a.listen, {}, {}, a.monitor};
   FERRY_ASSERT(a.upstreams.size() == a.upstream_keys.size());
   for (std::size_t i = 0; i < a.upstreams.size(); ++i) {
     auto upstream_key = config::parse_public_key(a.upstream_keys[i]);
@@ -1204,6 +1205,8 @@ void define_init_peers(CLI::App& init, InitArgs& a) {
   init.add_option("--authority", a.authority,
                   "Public key of the hub that issues trust (a hub's default: its own key)")
       ->check(key);
+  init.add_option("--monitor", a.monitor,
+                  "The monitor's HOST:PORT (default 127.0.0.1:7480; one port per node)");
 }
 
 void define_offline(CLI::App& app, Args& a, Commands& commands) {

@@ -202,6 +202,27 @@ TEST_CASE("init of a station writes its upstreams, in order, and the authority")
   CHECK(config->authority == key_of(hub_key));
 }
 
+TEST_CASE("init --monitor sets the monitor's address; off loopback it wants a token") {
+  ferry::test::TempDir dir;
+  auto ran = ferryctl(
+      {"init", "--dir", dir.file("a"), "--name", "huaniao", "--monitor", "127.0.0.1:7481"});
+  REQUIRE(ran.code == exit_ok);
+  auto config = config::load_config(dir.file("a/ferry.toml"));
+  REQUIRE(config);
+  CHECK(config->monitor.host == "127.0.0.1");
+  CHECK(config->monitor.port == 7481);
+  auto defaulted = ferryctl({"init", "--dir", dir.file("b"), "--name", "shengshan"});
+  REQUIRE(defaulted.code == exit_ok);
+  config = config::load_config(dir.file("b/ferry.toml"));
+  REQUIRE(config);
+  CHECK(config->monitor.port == 7480);
+  auto public_listen =
+      ferryctl({"init", "--dir", dir.file("c"), "--name", "dongji", "--monitor", "0.0.0.0:7480"});
+  CHECK(public_listen.code != exit_ok);
+  CHECK(public_listen.err.find("token") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("c/ferry.toml")));
+}
+
 TEST_CASE("init without peer flags writes no authority for a station") {
   ferry::test::TempDir dir;
   auto ran = ferryctl({"init", "--dir", dir.str(), "--name", "huaniao", "--json"});
