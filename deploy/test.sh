@@ -16,7 +16,7 @@ packages=(
   libzmq3-dev cppzmq-dev libsqlite3-dev libsodium-dev libmsgpack-cxx-dev libcli11-dev
   catch2 libexpected-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev
   clang-format sqlite3 python3 python3-zmq python3-msgpack
-  iproute2 nftables
+  iproute2 nftables iptables libnetfilter-queue-dev
   libcpp-httplib-dev prometheus chromium fonts-liberation tmux
 )
 # Node.js runs the dashboard's browser test (playwright-core drives Debian's Chromium).
@@ -67,6 +67,10 @@ install_missing
 install_browser_test
 check_format
 build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The README's first command, on the build just tested: fails the run if the replicas do not
+# converge or the hub's decision does not reach the island.
+echo "== demo (deploy/demo.sh --once)"
+timeout 600 "$root/deploy/demo.sh" --once --build-dir build/release
 if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
