@@ -88,12 +88,16 @@ Result<int> free_loopback_port() {
   return static_cast<int>(ntohs(addr.sin_port));
 }
 
+// Each node's monitor on a port of the kernel's choice: two nodes run on this machine.
+constexpr const char* monitor_anywhere = "127.0.0.1:0";
+
 Result<NodeFiles> create_hub(const std::string& dir, int hub_port) {
   const NodeKey key = NodeKey::generate();
   config::NewNodeSettings settings{config::NodeConfig{hub_name, {}, config::Role::hub},
                                    loopback_endpoint(hub_port),
                                    {},
-                                   key.public_key()};
+                                   key.public_key(),
+                                   monitor_anywhere};
   return create_node(dir, std::move(settings), key);
 }
 
@@ -105,7 +109,8 @@ Result<NodeFiles> create_station_node(const std::string& dir, const std::string&
   config::NewNodeSettings settings{config::NodeConfig{station_name, {}, config::Role::station},
                                    {},
                                    {config::UpstreamConfig{loopback_endpoint(link_port), *hub_key}},
-                                   *hub_key};
+                                   *hub_key,
+                                   monitor_anywhere};
   return create_node(dir, std::move(settings), key);
 }
 
