@@ -15,6 +15,7 @@
 #include "daemon/monitor.h"
 #include "daemon/node.h"
 #include "daemon/replicator.h"
+#include "daemon/service_notify.h"
 
 namespace {
 
@@ -130,6 +131,11 @@ int serve(const ferry::config::Config& config) {
   spdlog::info("ferryd {} ({}, {}) serving {} ops on {}", config.node.name,
                config::role_name(config.node.role), id.substr(0, 16), node.last_arrival(),
                config.ipc.endpoint);
+  // Under systemd (Type=notify): ready now that the socket is bound and replication and the
+  // monitor run; the loop feeds the watchdog and reports the stop. A no-op elsewhere.
+  daemon::ServiceNotify service;
+  server.attach(&service);
+  service.ready(fmt::format("serving {} ops on {}", node.last_arrival(), config.ipc.endpoint));
   server.run(signal_fd);
   if (http) http->stop();
   ::close(signal_fd);

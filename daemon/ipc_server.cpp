@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "daemon/monitor.h"
+#include "daemon/service_notify.h"
 
 namespace ferry::daemon {
 namespace {
@@ -85,6 +86,9 @@ void IpcServer::run(int signal_fd) {
     if (replication_monitor_ != nullptr) {
       timeout_ms = std::min(timeout_ms, static_cast<int>(replication_monitor_->timeout().count()));
     }
+    if (service_ != nullptr) {
+      timeout_ms = std::min(timeout_ms, static_cast<int>(service_->timeout().count()));
+    }
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
     } catch (const zmq::error_t& e) {
@@ -99,6 +103,7 @@ void IpcServer::run(int signal_fd) {
       replicator_->tick();
     }
     if (replication_monitor_ != nullptr) replication_monitor_->tick();
+    if (service_ != nullptr) service_->tick();
     dispatch();
     complete(false);
     if (items[2].revents & ZMQ_POLLIN) {
@@ -106,6 +111,7 @@ void IpcServer::run(int signal_fd) {
       if (::read(signal_fd, &info, sizeof info) == sizeof info) {
         spdlog::info("signal {} received: stopping", info.ssi_signo);
       }
+      if (service_ != nullptr) service_->stopping();
       stopping = true;
     }
     wake_waiters(false);

@@ -24,6 +24,7 @@
 namespace ferry::daemon {
 
 class Monitor;
+class ServiceNotify;
 
 // Frames larger than this many request_bytes_max are cut off by ZeroMQ (ZMQ_MAXMSGSIZE), which
 // closes that connection; smaller oversize frames get a too_large reply.
@@ -57,6 +58,11 @@ class IpcServer {
 
   // The monitor shares this event loop (optional; set before run()).
   void attach(Monitor* monitor) { replication_monitor_ = monitor; }
+
+  // The service manager's notifications (daemon/service_notify.h), optional; set before run().
+  // The loop feeds its watchdog every round (never waiting longer than the ping is due) and
+  // tells it when the stop signal arrives.
+  void attach(ServiceNotify* service) { service_ = service; }
 
   const IpcCounters& counters();
 
@@ -104,6 +110,7 @@ class IpcServer {
   Node& node_;
   Replicator* replicator_ = nullptr;
   Monitor* replication_monitor_ = nullptr;
+  ServiceNotify* service_ = nullptr;
   const config::LimitsConfig& limits_;
   ipc::RequestLimits request_limits_;
   zmq::context_t context_;

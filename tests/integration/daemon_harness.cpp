@@ -17,6 +17,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -586,13 +587,35 @@ ExitStatus status_of(int raw) {
   return s;
 }
 
-// fork + execv with stdin from /dev/null and stdout, stderr into files. Everything the child
-// needs is prepared before fork: between fork and exec it only calls async-signal-safe functions.
+// This process's environment with `extra` added (replacing variables of the same name). The
+// service manager's variables are never inherited: a test run from a systemd unit must not have
+// its daemons notify that unit; a test that wants them passes its own.
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+  static const std::set<std::string> not_inherited = {"NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                                      "WATCHDOG_PID"};
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    std::string name = entry.substr(0, entry.find('='));
+    if (!extra.contains(name) && !not_inherited.contains(name)) out.push_back(std::move(entry));
+  }
+  for (const auto& [name, value] : extra) out.push_back(name + "=" + value);
+  return out;
+}
+
+// fork + execve with stdin from /dev/null and stdout, stderr into files, and the environment
+// with `env` added. Everything the child needs is prepared before fork: between fork and exec it
+// only calls async-signal-safe functions.
 pid_t spawn_process(const std::vector<std::string>& argv, const std::string& out_path,
-                    const std::string& err_path) {
+                    const std::string& err_path,
+                    const std::map<std::string, std::string>& env = {}) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> env_entries = environment_with(env);
+  std::vector<char*> envp;
+  for (const std::string& e : env_entries) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -609,7 +632,7 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::string& out
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
   ::close(in);
@@ -883,7 +906,7 @@ pid_t TestNode::spawn(const std::vector<std::string>& args, const std::string& l
   argv.push_back(ferryd_path());
   argv.insert(argv.end(), args.begin(), args.end());
   std::string stem = file("ferryd-" + std::to_string(children_.size() + 1));
-  pid_t pid = spawn_process(argv, stem + ".out", stem + ".log");
+  pid_t pid = spawn_process(argv, stem + ".out", stem + ".log", settings_.env);
   children_.push_back(Child{pid, label, stem + ".log", false});
   return pid;
 }

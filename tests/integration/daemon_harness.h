@@ -219,6 +219,8 @@ struct NodeSettings {
   // [monitor] key -> TOML value text. By default no HTTP and no status reports, so that tests
   // of other things see only their own ops; monitored() turns both on.
   std::map<std::string, std::string> monitor = {{"enabled", "false"}, {"status_interval_ms", "0"}};
+  // Environment variables added to every ferryd this node spawns (e.g. NOTIFY_SOCKET).
+  std::map<std::string, std::string> env;
 };
 
 // Settings of a node with its monitor on a kernel-chosen loopback port, quick refreshes and
