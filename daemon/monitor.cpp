@@ -174,7 +174,6 @@ void Monitor::refresh(std::uint64_t now_ms) {
        conflicts}}.dump();
   snap->metrics = metrics_text(metrics);
   snap->store_writable = writable_;
-  snap->built_ms = now_ms;
   last_status_ = std::move(status);
   last_peers_ = std::move(peer_rows);
   last_stations_ = std::move(stations);

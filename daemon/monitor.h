@@ -36,7 +36,6 @@ struct Snapshot {
   std::string conflicts;  // /api/conflicts
   std::string metrics;    // /metrics
   bool store_writable = false;
-  std::uint64_t built_ms = 0;  // wall time
 };
 
 class Monitor {

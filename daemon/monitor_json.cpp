@@ -42,7 +42,6 @@ std::string text(const Json& object, const char* key) {
 
 void RateTracker::observe(const std::string& key, std::uint64_t total, std::uint64_t now_ms) {
   Series& s = series_[key];
-  if (s.first_ms == 0) s.first_ms = now_ms;
   std::uint64_t bucket = now_ms / bucket_ms;
   // A wall clock stepped back: the buckets seen no longer line up with time; start over.
   if (now_ms < s.last_ms) s.starts.clear();

@@ -43,7 +43,6 @@ class RateTracker {
   struct Series {
     std::map<std::uint64_t, Start> starts;  // by bucket number
     std::uint64_t total = 0;
-    std::uint64_t first_ms = 0;  // when it was first observed
     std::uint64_t last_ms = 0;
   };
   std::map<std::string, Series> series_;

@@ -23,19 +23,6 @@ packages=(
 # Node.js runs the dashboard's browser test (playwright-core drives Debian's Chromium).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
-install_missing() {
-  local missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "== installing: ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
-
 check_format() {
   echo "== clang-format check"
   local files
@@ -66,7 +53,9 @@ install_browser_test() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
-install_missing
+# shellcheck source=deploy/install.sh
+. "$root/deploy/install.sh"
+install_missing "${packages[@]}"
 install_browser_test
 check_format
 build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo

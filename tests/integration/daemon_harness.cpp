@@ -785,6 +785,39 @@ int free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
+std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag,
+                                     const std::string& channel) {
+  Dealer dealer(node.endpoint());
+  std::vector<std::string> ids;
+  ids.reserve(n);
+  const std::size_t window = 256;
+  std::size_t sent = 0;
+  while (ids.size() < n) {
+    while (sent < n && sent - ids.size() < window) {
+      Value body =
+          Value::map({{"set", Value::map({{"status", "filed"}})}, {"note", std::string(200, 'x')}});
+      Value request = submit_request("case.submit", tag + "-" + std::to_string(sent), body);
+      if (!channel.empty()) request.set("channel", channel);
+      dealer.send_request(request);
+      ++sent;
+    }
+    Value reply = dealer.receive_reply(30s);
+    if (!reply["ok"].boolean()) throw HarnessError("submit refused: " + reply.dump());
+    ids.push_back(reply["id"].str());
+  }
+  return ids;
+}
+
+std::string channel_digest(TestNode& node, const std::string& channel) {
+  Value s = node.status();
+  return s["channels"].has(channel) ? s["channels"][channel].str() : std::string();
+}
+
+bool converged(TestNode& a, TestNode& b, const std::string& channel) {
+  std::string da = channel_digest(a, channel);
+  return !da.empty() && da == channel_digest(b, channel);
+}
+
 Value trust_add(TestNode& hub, const TestNode& node, const std::string& role) {
   IpcClient c = hub.client();
   Value r = c.call(Value::map(

@@ -245,6 +245,17 @@ struct Replication {
 
 class TestNode;
 
+// Submits n ops pipelined on one DEALER (the daemon commits them in batches), in `channel` when
+// given; returns their ids in submit order. Throws on a refused submit.
+std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag,
+                                     const std::string& channel = {});
+
+// A channel's state digest in `status`; empty when the node holds nothing of it.
+std::string channel_digest(TestNode& node, const std::string& channel);
+
+// Both nodes hold the same ops of the channel (equal, non-empty digests).
+bool converged(TestNode& a, TestNode& b, const std::string& channel);
+
 // Enrols `node` at the hub (its authority) with this role; throws when the hub refuses.
 Value trust_add(TestNode& hub, const TestNode& node, const std::string& role);
 

@@ -121,40 +121,8 @@ std::map<std::string, std::string> lossy_link_limits() {
           {"receipt_interval_ms", "200"}};
 }
 
-// Submits n ops pipelined on one DEALER (as replication_test.cpp does); returns their ids in
-// submit order.
-std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag) {
-  Dealer dealer(node.endpoint());
-  std::vector<std::string> ids;
-  ids.reserve(n);
-  const std::size_t window = 256;
-  std::size_t sent = 0;
-  while (ids.size() < n) {
-    while (sent < n && sent - ids.size() < window) {
-      Value body =
-          Value::map({{"set", Value::map({{"status", "filed"}})}, {"note", std::string(200, 'x')}});
-      dealer.send_request(submit_request("case.submit", tag + "-" + std::to_string(sent), body));
-      ++sent;
-    }
-    Value reply = dealer.receive_reply(30s);
-    if (!reply["ok"].boolean()) throw HarnessError("submit refused: " + reply.dump());
-    ids.push_back(reply["id"].str());
-  }
-  return ids;
-}
-
 std::uint64_t counter(TestNode& node, const std::string& name) {
   return node.status()["replication"][name].u64();
-}
-
-std::string channel_digest(TestNode& node, const std::string& channel) {
-  Value s = node.status();
-  return s["channels"].has(channel) ? s["channels"][channel].str() : std::string();
-}
-
-bool converged(TestNode& a, TestNode& b, const std::string& channel) {
-  std::string da = channel_digest(a, channel);
-  return !da.empty() && da == channel_digest(b, channel);
 }
 
 bool holds(TestNode& node, const std::string& id) {

@@ -18,36 +18,6 @@ namespace {
 
 constexpr auto converge_timeout = 120s;
 
-// Submits n ops pipelined on one DEALER (the daemon commits them in batches); returns their ids
-// in submit order.
-std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag,
-                                     const std::string& channel = {}) {
-  Dealer dealer(node.endpoint());
-  std::vector<std::string> ids;
-  ids.reserve(n);
-  const std::size_t window = 256;
-  std::size_t sent = 0;
-  while (ids.size() < n) {
-    while (sent < n && sent - ids.size() < window) {
-      Value body =
-          Value::map({{"set", Value::map({{"status", "filed"}})}, {"note", std::string(200, 'x')}});
-      Value request = submit_request("case.submit", tag + "-" + std::to_string(sent), body);
-      if (!channel.empty()) request.set("channel", channel);
-      dealer.send_request(request);
-      ++sent;
-    }
-    Value reply = dealer.receive_reply(30s);
-    if (!reply["ok"].boolean()) throw HarnessError("submit refused: " + reply.dump());
-    ids.push_back(reply["id"].str());
-  }
-  return ids;
-}
-
-std::string channel_digest(TestNode& node, const std::string& channel) {
-  Value s = node.status();
-  return s["channels"].has(channel) ? s["channels"][channel].str() : std::string();
-}
-
 std::set<std::string> channels_of(TestNode& node) {
   std::set<std::string> out;
   for (const std::string& c : node.status()["channels"].keys()) out.insert(c);
@@ -78,11 +48,6 @@ std::uint64_t feed_length(TestNode& node, const std::string& channel, const std:
   std::string broken = feed_break(mine, channel, length);
   if (!broken.empty()) throw HarnessError(node.name() + ": " + broken);
   return length;
-}
-
-bool converged(TestNode& a, TestNode& b, const std::string& channel) {
-  std::string da = channel_digest(a, channel);
-  return !da.empty() && da == channel_digest(b, channel);
 }
 
 void require_verified(const TestNode& node) {
