@@ -63,6 +63,13 @@ build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # converge or the hub's decision does not reach the island.
 echo "== demo (deploy/demo.sh --once)"
 timeout 600 "$root/deploy/demo.sh" --once --build-dir build/release
+if [ "$(id -u)" -eq 0 ]; then
+  # As root (CI): the same story with every node in its own network namespace and a real cut.
+  echo "== demo in network namespaces (deploy/demo.sh --once --netns)"
+  timeout 600 "$root/deploy/demo.sh" --once --netns --build-dir build/release
+else
+  echo "== SKIP demo --netns: needs root"
+fi
 if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -9,6 +9,12 @@ waits until the replicas converge (equal digests), has the hub approve an applic
 a certificate, and shows both arriving back on the island with the hub's receipt. Then it prints
 the monitor URL and a summary, and keeps the nodes running until Ctrl-C (--once: exits).
 
+Without root everything runs on loopback and the island is cut off by closing its link, a TCP
+forwarder (link.py). As root with --netns every node runs in its own network namespace of the
+network lab (deploy/lab/lab.sh, prefix "fdemo"): the island's link is a veth pair made a slow,
+lossy satellite link, and the cut drops every packet on it, both ways, until the heal. The lab
+is torn down at exit.
+
 Exit status: 0 when everything converged and the decision reached the island; 1 otherwise (the
 temporary directory with every node's log is kept and named).
 """
@@ -37,6 +43,10 @@ import simulator  # noqa: E402
 
 ISLANDS = ["huaniao", "shengshan", "dongji"]  # 花鸟, 嵊山, 东极
 CUT_ISLAND = "huaniao"
+LAB_PREFIX = "fdemo"
+LAB_PORT = 7470
+HUB_MONITOR_PORT = 7480
+LAB_TIMEOUT_S = 120
 CONVERGE_TIMEOUT_S = 120
 STEP_TIMEOUT_S = 60
 START_TIMEOUT_S = 30
@@ -78,7 +88,10 @@ def free_port():
 
 
 def port_free(port):
+    """Whether a listener could bind the port (as ferryd's monitor does, with SO_REUSEADDR: a
+    connection left in TIME_WAIT by an earlier demo does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -111,6 +124,7 @@ class Node:
         self.process = None
         self.key = None
         self.listen = None
+        self.netns = None  # a lab node (hub, relay, islandK) under --netns
         self._client = None
 
     def ctl(self, *args, json_out=False):
@@ -154,8 +168,11 @@ class Node:
 
     def start(self):
         log = open(self.log, "ab")
-        self.process = subprocess.Popen([self.demo.ferryd, "--config", self.config],
-                                        stdout=log, stderr=log, start_new_session=True)
+        argv = [self.demo.ferryd, "--config", self.config]
+        if self.netns is not None:
+            # `ip netns exec` enters the namespace and execs ferryd: the pid stays ferryd's.
+            argv = ["ip", "netns", "exec", Lab.namespace(self.netns)] + argv
+        self.process = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         log.close()
         wait_for("%s to answer" % self.name, lambda: self.client().status(), START_TIMEOUT_S)
         if self.process.poll() is not None:
@@ -178,6 +195,8 @@ class Node:
         return self._client
 
     def monitor_url(self):
+        if self is self.demo.hub and self.demo.monitor_link is not None:
+            return "http://127.0.0.1:%d/" % self.demo.monitor_link.port
         with open(os.path.join(self.dir, "monitor.url")) as f:
             return f.read().strip()
 
@@ -191,13 +210,35 @@ class Node:
         return None, False
 
 
+class Lab:
+    """The network lab (deploy/lab/lab.sh): one namespace per node, veth links, real cuts."""
+
+    def __init__(self, islands, helper):
+        self.script = os.path.join(ROOT, "deploy", "lab", "lab.sh")
+        self.argv = [self.script, "--prefix", LAB_PREFIX, "--islands", str(islands)]
+        if helper:
+            self.argv += ["--helper", helper]
+
+    def run(self, *args):
+        done = subprocess.run(self.argv + list(args), capture_output=True, text=True,
+                              timeout=LAB_TIMEOUT_S)
+        if done.returncode != 0:
+            raise DemoFailed("lab.sh %s: %s" % (" ".join(args), done.stderr.strip() or
+                                               done.stdout.strip()))
+        return done.stdout
+
+    @staticmethod
+    def namespace(node):
+        return "%s-%s" % (LAB_PREFIX, node)
+
+
 def http_json(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read().decode())
 
 
 class Demo:
-    def __init__(self, build_dir, once, keep):
+    def __init__(self, build_dir, once, keep, netns):
         self.ferryd = os.path.join(build_dir, "daemon", "ferryd")
         self.ferryctl = os.path.join(build_dir, "ctl", "ferryctl")
         for tool in (self.ferryd, self.ferryctl):
@@ -205,6 +246,13 @@ class Demo:
                 raise DemoFailed("%s is not built (run ./deploy/demo.sh)" % tool)
         self.once = once
         self.keep = keep
+        self.lab = None
+        self.monitor_link = None
+        if netns:
+            if os.geteuid() != 0:
+                raise DemoFailed("--netns needs root (network namespaces, nft, tc)")
+            helper = os.path.join(build_dir, "deploy", "lab", "nfq_delay")
+            self.lab = Lab(len(ISLANDS), helper if os.access(helper, os.X_OK) else None)
         self.tmp = tempfile.mkdtemp(prefix="ferry-demo-")
         self.nodes = []
         self.link = None
@@ -213,15 +261,45 @@ class Demo:
     def stop_all(self):
         for node in reversed(self.nodes):
             node.stop()
-        if self.link is not None:
-            self.link.close()
+        for link in (self.link, self.monitor_link):
+            if link is not None:
+                link.close()
+        if self.lab is not None:
+            try:
+                self.lab.run("down")
+            except (DemoFailed, subprocess.TimeoutExpired) as e:
+                say("tearing the lab down failed: %s (run deploy/lab/lab.sh --prefix %s down)"
+                    % (e, LAB_PREFIX))
 
     # ---- the story ----
 
     def set_up(self):
         step("Setting up a city hub, a township relay and three island stations in " + self.tmp)
+        if self.lab is not None:
+            self.set_up_lab()
+        else:
+            self.set_up_loopback()
+        self.nodes = [self.hub, self.relay] + list(self.islands.values())
+        self.hub.start()
+        if self.monitor_link is not None and self.monitor_link.netns_error is not None:
+            raise DemoFailed("the monitor's forwarder: %s" % self.monitor_link.netns_error)
+        say("hub      %s  key %s…" % (self.hub.listen, self.hub.key[:16]))
+        step("Enrolling the relay and the islands at the hub (ferryctl trust add)")
+        self.hub.ctl("trust", "add", "township", self.relay.key, "--role", "relay")
+        for name, island in self.islands.items():
+            self.hub.ctl("trust", "add", name, island.key)
+        say(self.hub.ctl("trust", "list").rstrip())
+        self.relay.start()
+        for island in self.islands.values():
+            island.start()
+        say("relay    %s" % self.relay.listen)
+        for name, island in self.islands.items():
+            say("island   %-10s key %s…" % (name, island.key[:16]))
+
+    def set_up_loopback(self):
         hub_port, relay_port = free_port(), free_port()
-        hub_monitor = "127.0.0.1:7480" if port_free(7480) else "127.0.0.1:%d" % free_port()
+        hub_monitor = "127.0.0.1:%d" % (HUB_MONITOR_PORT if port_free(HUB_MONITOR_PORT)
+                                        else free_port())
         self.hub = Node(self, "city-hub", "hub")
         self.hub.init(listen="tcp://127.0.0.1:%d" % hub_port, monitor=hub_monitor)
         self.relay = Node(self, "township", "relay")
@@ -236,20 +314,53 @@ class Demo:
             via = self.link.endpoint() if name == CUT_ISLAND else self.relay.listen
             island.init(upstream=via, upstream_key=self.relay.key, authority=self.hub.key)
             self.islands[name] = island
-        self.nodes = [self.hub, self.relay] + list(self.islands.values())
-        self.hub.start()
-        say("hub      %s  key %s…" % (self.hub.listen, self.hub.key[:16]))
-        step("Enrolling the relay and the islands at the hub (ferryctl trust add)")
-        self.hub.ctl("trust", "add", "township", self.relay.key, "--role", "relay")
-        for name, island in self.islands.items():
-            self.hub.ctl("trust", "add", name, island.key)
-        say(self.hub.ctl("trust", "list").rstrip())
-        self.relay.start()
-        for island in self.islands.values():
-            island.start()
-        say("relay    %s" % self.relay.listen)
-        for name, island in self.islands.items():
-            say("island   %-10s key %s…" % (name, island.key[:16]))
+
+    def set_up_lab(self):
+        """Each node in its own namespace; island K reaches the relay over relay-islandK."""
+        self.lab.run("down")  # what an earlier, killed demo may have left
+        self.lab.run("up")
+        say("network lab %s-*: hub 10.213.0.1, relay 10.213.0.2, islands 10.213.K.2" %
+            LAB_PREFIX)
+        self.hub = Node(self, "city-hub", "hub")
+        self.hub.netns = "hub"
+        # Every node's monitor listens on the loopback of its own namespace; the hub's is
+        # brought out to this machine's loopback by a forwarder that joins the hub's namespace.
+        self.hub.init(listen="tcp://10.213.0.1:%d" % LAB_PORT,
+                      monitor="127.0.0.1:%d" % HUB_MONITOR_PORT)
+        self.monitor_link = Link(HUB_MONITOR_PORT, netns=Lab.namespace("hub"),
+                                 listen_port=HUB_MONITOR_PORT if port_free(HUB_MONITOR_PORT)
+                                 else 0)
+        self.relay = Node(self, "township", "relay")
+        self.relay.netns = "relay"
+        self.relay.init(listen="tcp://0.0.0.0:%d" % LAB_PORT,
+                        upstream=self.hub.listen, upstream_key=self.hub.key,
+                        authority=self.hub.key)
+        self.islands = {}
+        for k, name in enumerate(ISLANDS, start=1):
+            island = Node(self, name, "station")
+            island.netns = "island%d" % k
+            island.init(upstream="tcp://10.213.%d.1:%d" % (k, LAB_PORT),
+                        upstream_key=self.relay.key, authority=self.hub.key)
+            self.islands[name] = island
+        self.cut_link = "relay-island%d" % (ISLANDS.index(CUT_ISLAND) + 1)
+        # A satellite link: slow and lossy, delayed too when the lab's helper is built.
+        impair = ["--loss", "2", "--rate", "1mbit"]
+        if "--helper" in self.lab.argv:
+            impair += ["--delay", "60", "--jitter", "20"]
+        self.lab.run("impair", self.cut_link, *impair)
+        say("%s's link (%s): %s" % (CUT_ISLAND, self.cut_link, " ".join(impair)))
+
+    def cut(self):
+        if self.lab is not None:
+            self.lab.run("cut", self.cut_link)
+        else:
+            self.link.cut()
+
+    def heal(self):
+        if self.lab is not None:
+            self.lab.run("heal", self.cut_link)
+        else:
+            self.link.heal()
 
     def converged(self, channels=None):
         """Every island's channel, and broadcast, hold the same ops at the island, relay, hub."""
@@ -278,7 +389,7 @@ class Demo:
     def cut_and_heal(self):
         island = self.islands[CUT_ISLAND]
         step("Cutting %s off: its link to the township goes down" % CUT_ISLAND)
-        self.link.cut()
+        self.cut()
         wait_for("%s to notice the cut" % CUT_ISLAND,
                  lambda: not island.upstream_backlog()[1], STEP_TIMEOUT_S, 0.2)
         say("%s: link down; it keeps serving citizens and acknowledging locally" % CUT_ISLAND)
@@ -298,7 +409,7 @@ class Demo:
             CUT_ISLAND, row["online"], (time.time() * 1000 - row["last_seen_ms"]) / 1000))
         step("Healing the link")
         started = time.monotonic()
-        self.link.heal()
+        self.heal()
         wait_for("the replicas to converge after the heal", self.converged,
                  CONVERGE_TIMEOUT_S, 0.1)
         self.facts["converge_s"] = time.monotonic() - started
@@ -392,19 +503,28 @@ def main():
     parser.add_argument("--build-dir", required=True, help="where ferryd and ferryctl were built")
     parser.add_argument("--once", action="store_true", help="exit after the summary")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--netns", action="store_true",
+                        help="root: every node in its own network namespace, real cuts")
     args = parser.parse_args()
     demo = None
     failed = False
+    finished = False
+
+    def on_term(*_):
+        raise KeyboardInterrupt  # the same clean stop as Ctrl-C: nodes, links, lab
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
-        demo = Demo(args.build_dir, args.once, args.keep)
+        demo = Demo(args.build_dir, args.once, args.keep, args.netns)
         demo.run()
+        finished = True
         if not args.once:
             say("\nThe nodes keep running; Ctrl-C stops them.")
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         say("\nstopping")
+        failed = not finished  # interrupted before the summary: the story is not complete
     except (DemoFailed, FerryError, OSError) as e:
         failed = True
         say("\nDEMO FAILED: %s" % e)

@@ -3,22 +3,32 @@
 It listens on 127.0.0.1 and forwards every connection to a target port on a thread of its own.
 cut() closes every connection through it and refuses new ones until heal(): to the island and
 the relay it looks like their link went down. Bounded: at most LINKS_MAX connections at once.
+
+With netns=NAME (root only) the forwarding thread joins that network namespace before it
+connects anywhere, so a port of this machine's loopback leads to 127.0.0.1:target inside the
+namespace: how `demo.sh --netns` shows the hub's monitor, which runs in the hub's namespace.
 """
 
+import ctypes
+import os
 import selectors
 import socket
 import threading
+
+CLONE_NEWNET = 0x40000000
 
 LINKS_MAX = 64
 CHUNK = 65536
 
 
 class Link:
-    def __init__(self, target_port):
+    def __init__(self, target_port, listen_port=0, netns=None):
         self.target_port = target_port
+        self.netns = netns
+        self.netns_error = None
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", listen_port))
         self.listener.listen(16)
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
@@ -60,7 +70,24 @@ class Link:
             self._pairs.pop(x, None)
             x.close()
 
+    def _join_netns(self):
+        """Moves this thread (only) into the namespace; sockets it makes afterwards live there."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open("/run/netns/" + self.netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, "setns %s: %s" % (self.netns, os.strerror(err)))
+        finally:
+            os.close(fd)
+
     def _run(self):
+        if self.netns is not None:
+            try:
+                self._join_netns()
+            except OSError as e:
+                self.netns_error = e
+                return
         sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
         while not self._stop.is_set():
