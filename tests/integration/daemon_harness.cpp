@@ -1128,6 +1128,18 @@ ProcessResult ferryctl_verify(const TestNode& node) {
   return run_process({ferryctl_path(), "-c", node.config_path(), "verify"});
 }
 
+std::uint64_t feed_length(TestNode& node, const std::string& channel, const std::string& origin) {
+  IpcClient c = node.client();
+  std::vector<Value> mine;
+  for (Value& op : pull_all(c)) {
+    if (op["origin"].str() == origin && op["channel"].str() == channel) mine.push_back(op);
+  }
+  std::uint64_t length = 0;
+  std::string broken = feed_break(mine, channel, length);
+  if (!broken.empty()) throw harness_error(node.name() + ": " + broken);
+  return length;
+}
+
 // ---- failure reports ------------------------------------------------------------------------
 
 void keep_log_for_report(std::string label, std::string text) {

@@ -386,6 +386,10 @@ class Submitters {
 // `ferryctl -c CONFIG verify` on the node's data directory.
 ProcessResult ferryctl_verify(const TestNode& node);
 
+// The length of the feed of `origin` in `channel` that a node holds, checked (throws
+// HarnessError otherwise) to be one intact feed: seqs 1..N, each prev the op before.
+std::uint64_t feed_length(TestNode& node, const std::string& channel, const std::string& origin);
+
 // Logs of the nodes of the running test case, printed by test_main.cpp when it fails.
 void keep_log_for_report(std::string label, std::string text);
 std::string take_report_logs();

@@ -20,6 +20,7 @@
 #include <set>
 
 #include "tests/integration/daemon_harness.h"
+#include "tests/integration/verified.h"
 
 using namespace ferry;
 using namespace ferry::it;
@@ -145,18 +146,6 @@ std::multiset<std::string> ids_of_origin(TestNode& node, const std::string& orig
   return ids;
 }
 
-std::uint64_t feed_length(TestNode& node, const std::string& channel, const std::string& origin) {
-  IpcClient c = node.client();
-  std::vector<Value> mine;
-  for (Value& op : pull_all(c)) {
-    if (op["origin"].str() == origin && op["channel"].str() == channel) mine.push_back(op);
-  }
-  std::uint64_t length = 0;
-  std::string broken = feed_break(mine, channel, length);
-  if (!broken.empty()) throw HarnessError(node.name() + ": " + broken);
-  return length;
-}
-
 // What is left of the test's budget (at least 1 ms, so that a last poll still runs).
 std::chrono::milliseconds left_until(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -194,12 +183,6 @@ void check_exactly_once(TestNode& hub, TestNode& island, const std::vector<std::
   CHECK(std::set<std::string>(held.begin(), held.end()) == submitted);
   CHECK(feed_length(hub, channel, island.node_id()) == ids.size());
   CHECK(channel_digest(hub, channel) == channel_digest(island, channel));
-}
-
-void require_verified(const TestNode& node) {
-  ProcessResult r = ferryctl_verify(node);
-  INFO(node.name() << ": " << r.out << r.err);
-  REQUIRE(r.status.ok());
 }
 
 }  // namespace

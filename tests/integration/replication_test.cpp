@@ -10,6 +10,7 @@
 #include "protocol/sync.h"
 #include "protocol/trust.h"
 #include "tests/integration/daemon_harness.h"
+#include "tests/integration/verified.h"
 
 using namespace ferry;
 using namespace ferry::it;
@@ -35,25 +36,6 @@ std::uint64_t counter(TestNode& node, const std::string& name) {
 
 std::uint64_t errors_sent(TestNode& node, const std::string& code) {
   return node.status()["replication"]["errors_sent"][code].u64();
-}
-
-// The ops of one origin in one channel that a node holds, checked to be one intact feed.
-std::uint64_t feed_length(TestNode& node, const std::string& channel, const std::string& origin) {
-  IpcClient c = node.client();
-  std::vector<Value> mine;
-  for (Value& op : pull_all(c)) {
-    if (op["origin"].str() == origin && op["channel"].str() == channel) mine.push_back(op);
-  }
-  std::uint64_t length = 0;
-  std::string broken = feed_break(mine, channel, length);
-  if (!broken.empty()) throw HarnessError(node.name() + ": " + broken);
-  return length;
-}
-
-void require_verified(const TestNode& node) {
-  ProcessResult r = ferryctl_verify(node);
-  INFO(node.name() << ": " << r.out << r.err);
-  REQUIRE(r.status.ok());
 }
 
 }  // namespace
