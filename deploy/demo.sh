@@ -56,8 +56,10 @@ if [ -z "$build_dir" ]; then
   install_missing "${packages[@]}"
   build_dir=$root/build/demo
   echo "== build (Release) in $build_dir"
+  # Warnings are errors in ./deploy/test.sh's builds, which gate every change; here a warning
+  # that a newer or differently tuned compiler finds must not stop a newcomer's first run.
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFERRY_BUILD_TESTS=OFF \
-    -DFERRY_BUILD_BENCH=OFF >/dev/null
+    -DFERRY_BUILD_BENCH=OFF -DFERRY_WERROR=OFF >/dev/null
   cmake --build "$build_dir" -j"$jobs" --target "${targets[@]}"
 fi
 
