@@ -101,8 +101,14 @@ Result<void> Node::may_write(const OpDraft& draft) const {
   return {};
 }
 
-Result<storage::IngestReport> Node::ingest(std::span<const SignedOp> ops) {
-  auto report = store_->ingest(ops, storage::IngestMode::all_or_nothing);
+std::future<std::vector<Result<void>>> Node::verify(
+    std::shared_ptr<const std::vector<SignedOp>> ops, std::function<void()> done) {
+  return signers_.verify(std::move(ops), std::move(done));
+}
+
+Result<storage::IngestReport> Node::ingest(std::span<const SignedOp> ops,
+                                           std::span<const Result<void>> verified) {
+  auto report = store_->ingest_verified(ops, verified, storage::IngestMode::all_or_nothing);
   if (report && report->stored > 0) {
     // The clock moves past what it hears of; an op far ahead of it is kept (history is
     // immutable) but counted, and does not drag the clock along.

@@ -105,7 +105,14 @@ class Node {
   const TrustView* trust() const { return trust_ ? &*trust_ : nullptr; }
   bool is_authority() const;
   // Stores a peer's batch, all or nothing; the trust view follows trust ops it held.
-  Result<storage::IngestReport> ingest(std::span<const SignedOp> ops);
+  // Stores a peer's batch (all or nothing) whose signatures verify() checked: verified[i] is
+  // ops[i]'s result.
+  Result<storage::IngestReport> ingest(std::span<const SignedOp> ops,
+                                       std::span<const Result<void>> verified);
+  // Checks the signatures of a peer's batch on the pool's threads; `done` runs on a pool thread
+  // once the future is ready.
+  std::future<std::vector<Result<void>>> verify(std::shared_ptr<const std::vector<SignedOp>> ops,
+                                                std::function<void()> done);
   // The trust op a trust_add or trust_revoke asks for; Errc::unauthorized unless this node is the
   // authority, Errc::malformed for a bad entry, Errc::not_found for a revoke of an unknown node.
   Result<OpDraft> trust_draft(const ipc::TrustAddRequest& request) const;

@@ -1,6 +1,8 @@
 #include "daemon/replicator.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,6 +26,22 @@ struct Replicator::Upstream {
   bool connected = false;  // the CURVE handshake succeeded on the current socket
   SteadyTime retry_at{};
   std::chrono::milliseconds backoff{0};
+};
+
+struct Replicator::Waker {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  Waker() { FERRY_ASSERT(fd >= 0); }
+  ~Waker() { ::close(fd); }
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
+  void wake() const {
+    std::uint64_t one = 1;
+    (void)::write(fd, &one, sizeof one);  // EAGAIN: the counter is full, the loop wakes anyway
+  }
+  void drain() const {
+    std::uint64_t count = 0;
+    (void)::read(fd, &count, sizeof count);
+  }
 };
 
 namespace {
@@ -62,7 +80,8 @@ std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
 }  // namespace
 
 Replicator::Replicator(Node& node, WallClock& wall, SubmitLocal submit_local)
-    : node_(node),
+    : waker_(std::make_shared<Waker>()),
+      node_(node),
       wall_(wall),
       submit_local_(std::move(submit_local)),
       limits_(node.config().replication),
@@ -214,11 +233,13 @@ void Replicator::poll_items(std::vector<zmq::pollitem_t>& items) {
     items.push_back(item(up->socket));
     items.push_back(item(up->monitor));
   }
+  items.push_back(zmq::pollitem_t{nullptr, waker_->fd, ZMQ_POLLIN, 0});
 }
 
 void Replicator::handle(std::span<const zmq::pollitem_t> items) {
   if (closed_) return;
-  FERRY_ASSERT(items.size() == 2 + 2 * upstreams_.size());
+  FERRY_ASSERT(items.size() == 3 + 2 * upstreams_.size());
+  if (items.back().revents & ZMQ_POLLIN) waker_->drain();
   if (items[0].revents & ZMQ_POLLIN) handle_zap();
   if (items[1].revents & ZMQ_POLLIN) receive_downstream();
   for (std::size_t i = 0; i < upstreams_.size(); ++i) {
@@ -226,6 +247,7 @@ void Replicator::handle(std::span<const zmq::pollitem_t> items) {
     if (items[3 + 2 * i].revents & ZMQ_POLLIN && up.monitor) drain_upstream_monitor(up);
     if (items[2 + 2 * i].revents & ZMQ_POLLIN && up.socket) receive_upstream(up);
   }
+  store_verified();
 }
 
 // ZAP (RFC 27): admits a CURVE client whose key the trust view admits, and names it by its
@@ -563,16 +585,61 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
                        std::to_string(session.expect_batch) + " was due");
     return;
   }
+  if (session.verifying.size() >= verifying_batches_max) {
+    protocol_error(link, session, sync::ErrorCode::window,
+                   "more than " + std::to_string(verifying_batches_max) +
+                       " batches sent and not acknowledged");
+    return;
+  }
+  ++session.expect_batch;
+  // The signatures are checked on the pool's threads now; rights, chains and the store wait
+  // until the batches before this one are stored (store_verified), so that a right or a
+  // revocation in an earlier batch applies to this one.
+  auto ops = std::make_shared<std::vector<SignedOp>>(std::move(batch.ops));
+  auto verified = node_.verify(ops, [waker = waker_] { waker->wake(); });
+  session.verifying.push_back(Verifying{batch.batch, std::move(ops), std::move(verified)});
+}
+
+bool Replicator::verified_ready(const Session& session) {
+  return !session.verifying.empty() && session.verifying.front().verified.wait_for(
+                                           std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+bool Replicator::store_verified() {
+  for (auto& up : upstreams_) {
+    if (up->session && verified_ready(*up->session)) {
+      Verifying v = std::move(up->session->verifying.front());
+      up->session->verifying.pop_front();
+      store_batch(Link{up.get(), nullptr}, *up->session, v);
+      return true;
+    }
+  }
+  for (auto& [route, d] : downstream_) {
+    if (verified_ready(d.session)) {
+      Verifying v = std::move(d.session.verifying.front());
+      d.session.verifying.pop_front();
+      store_batch(Link{nullptr, &d}, d.session, v);  // may erase d: return at once
+      return true;
+    }
+  }
+  return false;
+}
+
+void Replicator::store_batch(Link link, Session& session, Verifying& verifying) {
+  std::vector<Result<void>> checked = verifying.verified.get();
+  std::vector<SignedOp>& ops = *verifying.ops;
   std::vector<SignedOp> kept;
-  kept.reserve(batch.ops.size());
+  std::vector<Result<void>> kept_checked;
+  kept.reserve(ops.size());
+  kept_checked.reserve(ops.size());
   VersionVector named;  // the feeds of the batch, each to its highest seq
   std::uint64_t skipped = 0;
-  for (std::size_t i = 0; i < batch.ops.size(); ++i) {
-    const OpHeader& h = batch.ops[i].op.header();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const OpHeader& h = ops[i].op.header();
     named.raise(FeedId{h.origin, h.channel}, h.seq);
     std::string why;
     bool skip = false;
-    if (auto refused = refuse_op(batch.ops[i].op, link.upstream != nullptr, why, skip)) {
+    if (auto refused = refuse_op(ops[i].op, link.upstream != nullptr, why, skip)) {
       protocol_error(link, session, *refused, "op " + std::to_string(i) + ": " + why);
       return;
     }
@@ -580,9 +647,10 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
       ++skipped;
       continue;
     }
-    kept.push_back(std::move(batch.ops[i]));
+    kept.push_back(std::move(ops[i]));
+    kept_checked.push_back(std::move(checked[i]));
   }
-  auto report = node_.ingest(kept);
+  auto report = node_.ingest(kept, kept_checked);
   if (!report) {
     spdlog::error("storing a batch from {} failed: {}", session.name, to_string(report.error()));
     protocol_error(link, session, sync::ErrorCode::internal,
@@ -598,14 +666,13 @@ void Replicator::on_ops(Link link, Session& session, sync::OpsBatch& batch) {
   counters_.revoked_skipped += skipped;
   counters_.ops_received += report->stored;
   counters_.duplicates += report->duplicates;
-  ++session.expect_batch;
   Memory& m = memory(session.peer);
   m.ops_received += report->stored;
   // The peer holds what it sent (skipped ops too): never send it back. The ack names what this
   // node now holds of those feeds (nothing of a feed all of whose ops were skipped).
   session.sent.merge(named);
   m.acked.merge(named);
-  sync::Ack ack{batch.batch, {}};
+  sync::Ack ack{verifying.batch, {}};
   const VersionVector& held = node_.store().version_vector();
   for (const auto& [feed, seq] : named.entries()) {
     if (held.seq(feed) > 0) ack.vector.raise(feed, held.seq(feed));
@@ -848,6 +915,11 @@ std::chrono::milliseconds Replicator::timeout() const {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(up->retry_at - now);
       t = std::max(std::chrono::milliseconds(0), std::min(t, left));
     }
+    // A verified batch left for the next round (one is stored per round): no waiting.
+    if (up->session && verified_ready(*up->session)) return std::chrono::milliseconds(0);
+  }
+  for (const auto& [route, d] : downstream_) {
+    if (verified_ready(d.session)) return std::chrono::milliseconds(0);
   }
   return t;
 }

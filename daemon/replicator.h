@@ -7,10 +7,12 @@
 // DEALER only talks to the upstream key it was configured with. A session starts with hello and
 // welcome (each side's channels and version vector); then each side sends the ops the other
 // lacks in bounded batches, at most window_batches unacknowledged, trust feeds first; the
-// receiver checks rights, stores each batch in one transaction (all or nothing) and acknowledges
-// it with its new vector. A protocol break is answered with an error message and ends the
-// session; a silent peer is dropped after heartbeat_timeout. Upstream sessions come back with a
-// jittered, growing backoff. The authority also writes receipts for the ops it receives.
+// receiver checks the signatures of each batch on the node's pool threads as soon as it arrives
+// (so the next batches are checked while the loop stores one), then, in order, checks rights,
+// stores the batch in one transaction (all or nothing) and acknowledges it with its new vector. A
+// protocol break is answered with an error message and ends the session; a silent peer is dropped
+// after heartbeat_timeout. Upstream sessions come back with a jittered, growing backoff. The
+// authority also writes receipts for the ops it receives.
 #pragma once
 
 #include <array>
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,7 +78,8 @@ class Replicator {
   // Starts the ZAP handler, binds the listener and starts connecting to the upstreams.
   [[nodiscard]] Result<void> start();
 
-  // The sockets to poll, appended to `items`; handle() gets the same items back after the poll.
+  // The sockets to poll (and the eventfd the verifying threads wake it with), appended to
+  // `items`; handle() gets the same items back after the poll.
   void poll_items(std::vector<zmq::pollitem_t>& items);
   void handle(std::span<const zmq::pollitem_t> items);
 
@@ -85,7 +89,8 @@ class Replicator {
   // Heartbeats, timeouts, reconnects and receipts; call after every poll.
   void tick();
 
-  // How long the poll may wait before tick() has something to do.
+  // How long the poll may wait before tick() has something to do (0 while a verified batch
+  // waits to be stored).
   std::chrono::milliseconds timeout() const;
 
   std::vector<PeerReport> peers();
@@ -97,6 +102,12 @@ class Replicator {
   void close();
 
  private:
+  // A batch received whose signatures the pool is checking; stored, in order, once they are.
+  struct Verifying {
+    std::uint64_t batch = 0;
+    std::shared_ptr<std::vector<SignedOp>> ops;
+    std::future<std::vector<Result<void>>> verified;
+  };
   struct Session {
     bool open = false;  // hello and welcome exchanged
     PublicKey peer{};
@@ -106,6 +117,7 @@ class Replicator {
     std::deque<std::uint64_t> unacked;  // numbers of the batches sent; at most window_batches
     std::uint64_t next_batch = 1;
     std::uint64_t expect_batch = 1;
+    std::deque<Verifying> verifying;  // at most verifying_batches_max
     SteadyTime last_received{};
     SteadyTime last_sent{};
   };
@@ -146,6 +158,11 @@ class Replicator {
                 const std::optional<PublicKey>& authenticated);
   void on_welcome(Link link, Session& session, const sync::Welcome& welcome);
   void on_ops(Link link, Session& session, sync::OpsBatch& batch);
+  // Stores the oldest verified batch of one session (at most one per round: IPC waits while a
+  // batch is stored); whether one was.
+  bool store_verified();
+  static bool verified_ready(const Session& session);
+  void store_batch(Link link, Session& session, Verifying& verifying);
   void on_ack(Link link, Session& session, const sync::Ack& ack);
   void pump(Link link, Session& session);
   bool send(Link link, Session& session, const sync::Message& message);
@@ -172,6 +189,10 @@ class Replicator {
   std::chrono::milliseconds backoff_delay(Upstream& up);
   Memory& memory(const PublicKey& key);
 
+  // The eventfd the pool's threads write when a batch's signatures are checked; shared with their
+  // callbacks, so it stays open as long as any of them may run.
+  struct Waker;
+  std::shared_ptr<Waker> waker_;
   Node& node_;
   WallClock& wall_;
   SubmitLocal submit_local_;
@@ -194,6 +215,10 @@ class Replicator {
 
 // Messages read from one socket in one round of the event loop, so that IPC stays served.
 inline constexpr std::size_t replication_drain_max = 64;
+// Batches of one session received and not yet stored (being verified, or verified and waiting
+// for the loop). An honest peer has at most its window_batches (<= 64) unacknowledged; more is
+// a `window` error.
+inline constexpr std::size_t verifying_batches_max = 64;
 // Feeds looked at for a peer's oldest unsent op (one indexed read each).
 inline constexpr std::size_t oldest_unsent_feeds_max = 64;
 // The ZAP domain of the replication sockets.

@@ -48,14 +48,6 @@ std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::siz
   return signed_ops;
 }
 
-struct SigningPool::Job {
-  std::vector<OpId> ids;
-  std::vector<Signature> signatures;
-  std::size_t parts_left = 0;  // guarded by the pool's mutex
-  std::promise<std::vector<Signature>> promise;
-  std::function<void()> done;
-};
-
 SigningPool::SigningPool(const NodeKey& key, std::size_t threads) : key_(key) {
   FERRY_ASSERT(threads > 0);
   for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
@@ -72,23 +64,65 @@ SigningPool::~SigningPool() {
 
 std::future<std::vector<Signature>> SigningPool::sign(std::vector<OpId> ids,
                                                       std::function<void()> done) {
+  struct State {
+    std::vector<OpId> ids;
+    std::vector<Signature> signatures;
+    std::promise<std::vector<Signature>> promise;
+  };
+  auto state = std::make_shared<State>();
+  state->signatures.resize(ids.size());
+  state->ids = std::move(ids);
+  auto future = state->promise.get_future();
   auto job = std::make_shared<Job>();
-  job->signatures.resize(ids.size());
-  job->ids = std::move(ids);
+  job->items = state->ids.size();
+  job->part = [this, state](std::size_t first, std::size_t last) {
+    for (std::size_t i = first; i < last; ++i) {
+      state->signatures[i] = key_.sign(op_signing_message(state->ids[i]));
+    }
+  };
+  job->finish = [state] { state->promise.set_value(std::move(state->signatures)); };
   job->done = std::move(done);
-  auto future = job->promise.get_future();
-  std::size_t parts = job->ids.size() < parallel_sign_ops_min ? 1 : threads_.size();
-  std::size_t share = (job->ids.size() + parts - 1) / parts;
+  queue(std::move(job));
+  return future;
+}
+
+std::future<std::vector<Result<void>>> SigningPool::verify(
+    std::shared_ptr<const std::vector<SignedOp>> ops, std::function<void()> done) {
+  struct State {
+    std::shared_ptr<const std::vector<SignedOp>> ops;
+    std::vector<Result<void>> verified;
+    std::promise<std::vector<Result<void>>> promise;
+  };
+  auto state = std::make_shared<State>();
+  state->verified.resize(ops->size());
+  state->ops = std::move(ops);
+  auto future = state->promise.get_future();
+  auto job = std::make_shared<Job>();
+  job->items = state->ops->size();
+  job->part = [state](std::size_t first, std::size_t last) {
+    const std::vector<SignedOp>& batch = *state->ops;
+    for (std::size_t i = first; i < last; ++i) {
+      state->verified[i] = verify_op(batch[i].op, batch[i].signature);
+    }
+  };
+  job->finish = [state] { state->promise.set_value(std::move(state->verified)); };
+  job->done = std::move(done);
+  queue(std::move(job));
+  return future;
+}
+
+void SigningPool::queue(std::shared_ptr<Job> job) {
+  std::size_t parts = job->items < parallel_sign_ops_min ? 1 : threads_.size();
+  std::size_t share = (job->items + parts - 1) / parts;
   {
     std::lock_guard lock(mutex_);
     job->parts_left = parts;
     for (std::size_t p = 0; p < parts; ++p) {
-      std::size_t first = std::min(job->ids.size(), p * share);
-      tasks_.push_back(Task{job, first, std::min(job->ids.size(), first + share)});
+      std::size_t first = std::min(job->items, p * share);
+      tasks_.push_back(Task{job, first, std::min(job->items, first + share)});
     }
   }
   wake_.notify_all();
-  return future;
 }
 
 void SigningPool::work() {
@@ -102,16 +136,14 @@ void SigningPool::work() {
       tasks_.pop_front();
     }
     Job& job = *task.job;
-    for (std::size_t i = task.first; i < task.last; ++i) {
-      job.signatures[i] = key_.sign(op_signing_message(job.ids[i]));
-    }
+    job.part(task.first, task.last);
     bool last_part = false;
     {
       std::lock_guard lock(mutex_);
       last_part = --job.parts_left == 0;
     }
     if (last_part) {
-      job.promise.set_value(std::move(job.signatures));
+      job.finish();
       if (job.done) job.done();
     }
   }

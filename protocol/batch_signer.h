@@ -31,9 +31,10 @@ std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::siz
 // part of storing it).
 std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads);
 
-// A fixed set of threads that sign op ids in the background, so that a caller can commit one
-// batch while the next is being signed. Each job is split across the threads. The key must
-// outlive the pool; the destructor finishes the queued jobs and joins the threads.
+// A fixed set of threads that sign op ids and verify peers' ops in the background, so that a
+// caller can commit one batch while the next is being signed or verified. Each job is split
+// across the threads; jobs run in the order given. The key must outlive the pool; the
+// destructor finishes the queued jobs and joins the threads.
 class SigningPool {
  public:
   SigningPool(const NodeKey& key, std::size_t threads);
@@ -45,13 +46,27 @@ class SigningPool {
   // future is ready (the daemon uses it to wake its event loop).
   std::future<std::vector<Signature>> sign(std::vector<OpId> ids, std::function<void()> done);
 
+  // verify_op for every op, as verify_ops does; the ops are shared with the caller, who must not
+  // change them until the future is ready. `done` as for sign().
+  std::future<std::vector<Result<void>>> verify(std::shared_ptr<const std::vector<SignedOp>> ops,
+                                                std::function<void()> done);
+
  private:
-  struct Job;
+  // One job: `items` indices, run in parts of [first, last) by `part`; `finish` runs once, on the
+  // thread that completes the last part, then `done`.
+  struct Job {
+    std::size_t items = 0;
+    std::function<void(std::size_t first, std::size_t last)> part;
+    std::function<void()> finish;
+    std::function<void()> done;
+    std::size_t parts_left = 0;  // guarded by the pool's mutex
+  };
   struct Task {
     std::shared_ptr<Job> job;
     std::size_t first = 0;
     std::size_t last = 0;
   };
+  void queue(std::shared_ptr<Job> job);
   void work();
 
   const NodeKey& key_;

@@ -92,3 +92,36 @@ TEST_CASE("verifying a batch on several threads finds exactly the ops that do no
     }
   }
 }
+
+TEST_CASE("the pool verifies batches in the background, in order, and finds every bad one") {
+  NodeKey key = NodeKey::generate();
+  SigningPool pool(key, 2);
+  std::atomic<int> done{0};
+  std::vector<std::shared_ptr<const std::vector<SignedOp>>> batches;
+  std::vector<std::vector<std::size_t>> broken;
+  std::vector<std::future<std::vector<Result<void>>>> futures;
+  for (std::size_t count : {0, 1, 64, 513}) {
+    std::vector<SignedOp> ops = sign_ops(make_ops(key, count), key, 1);
+    broken.emplace_back();
+    for (std::size_t i = 3; i < count; i += 101) {
+      ops[i].signature[11] ^= 0x01;
+      broken.back().push_back(i);
+    }
+    batches.push_back(std::make_shared<const std::vector<SignedOp>>(std::move(ops)));
+    futures.push_back(pool.verify(batches.back(), [&done] { ++done; }));
+  }
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    std::vector<Result<void>> verified = futures[b].get();
+    REQUIRE(verified.size() == batches[b]->size());
+    for (std::size_t i = 0; i < verified.size(); ++i) {
+      bool bad = std::find(broken[b].begin(), broken[b].end(), i) != broken[b].end();
+      INFO("batch " << b << ", op " << i);
+      CHECK(verified[i].has_value() == !bad);
+      if (bad) CHECK(verified[i].error().code == Errc::bad_signature);
+    }
+  }
+  CHECK(broken.back().size() == 6);  // the largest batch has bad ops in both threads' shares
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done.load() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(done.load() == 4);
+}

@@ -409,15 +409,23 @@ Result<bool> OpStore::held(const Op& op, const Feed& feed) {
 }
 
 Result<IngestReport> OpStore::ingest(std::span<const SignedOp> ops, IngestMode mode) {
-  auto report = ingest_batch(ops, mode);
+  // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
+  std::vector<Result<void>> verified = verify_ops(ops, options_.sign_threads);
+  return ingest_verified(ops, verified, mode);
+}
+
+Result<IngestReport> OpStore::ingest_verified(std::span<const SignedOp> ops,
+                                              std::span<const Result<void>> verified,
+                                              IngestMode mode) {
+  FERRY_ASSERT(verified.size() == ops.size());
+  auto report = ingest_batch(ops, verified, mode);
   if (!report) records_->discard();  // the transaction rolled back
   return report;
 }
 
-Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops, IngestMode mode) {
-  // Signatures first, outside the transaction: the CPU-heavy part holds no lock.
-  std::vector<Result<void>> verified = verify_ops(ops, options_.sign_threads);
-
+Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops,
+                                           std::span<const Result<void>> verified,
+                                           IngestMode mode) {
   IngestReport report;
   std::map<FeedId, Feed> staged;
   std::uint64_t now_ms = wall_.now_ms();

@@ -149,6 +149,11 @@ class OpStore {
   // good ops of the batch commit together. An Error return means nothing was stored.
   [[nodiscard]] Result<IngestReport> ingest(std::span<const SignedOp> ops,
                                             IngestMode mode = IngestMode::keep_good);
+  // The same for ops whose signatures the caller has already checked with verify_op (on other
+  // threads, while this store was busy): verified[i] is ops[i]'s result; sizes must match.
+  [[nodiscard]] Result<IngestReport> ingest_verified(std::span<const SignedOp> ops,
+                                                     std::span<const Result<void>> verified,
+                                                     IngestMode mode);
 
   // Highest contiguous seq per feed held.
   const VersionVector& version_vector() const { return vector_; }
@@ -244,7 +249,9 @@ class OpStore {
   [[nodiscard]] Result<bool> held(const Op& op, const Feed& feed);
   void publish(const std::map<FeedId, Feed>& staged, std::size_t added, std::uint64_t arrival);
   [[nodiscard]] Result<StoredOp> read_row(Statement& stmt, int first_column);
-  [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops, IngestMode mode);
+  [[nodiscard]] Result<IngestReport> ingest_batch(std::span<const SignedOp> ops,
+                                                  std::span<const Result<void>> verified,
+                                                  IngestMode mode);
   [[nodiscard]] Result<void> write_custody(const PublicKey& peer, const VersionVector& acked,
                                            std::uint64_t now_ms);
   [[nodiscard]] Result<void> note_receipt(const Op& op, std::uint64_t arrival,
