@@ -57,7 +57,14 @@ Result<NodeFiles> create_node(const std::string& dir, config::NewNodeSettings se
   }
   settings.node.data_dir = data_dir;
   const std::string config_path = data_dir + "/" + config::config_file_name;
-  const std::string text = config::render_config(settings);
+  std::string text = config::render_config(settings);
+  // No status reports (docs/monitor.md): a report is an op of the station's own, which would
+  // make the ops the station sends differ from the ops the benchmark filed.
+  const std::string reports = "\nstatus_interval_ms = ";
+  const std::size_t at = text.find(reports);
+  if (at == std::string::npos) return fail(Errc::malformed, "no status_interval_ms in the config");
+  const std::size_t value = at + reports.size();
+  text.replace(value, text.find('\n', value) - value, "0");
   if (auto parsed = config::parse_config(text, config_path); !parsed) {
     return tl::unexpected(parsed.error());
   }
