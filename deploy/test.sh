@@ -18,7 +18,7 @@ packages=(
   clang-format sqlite3 python3 python3-zmq python3-msgpack
   iproute2 nftables iptables libnetfilter-queue-dev
   libcpp-httplib-dev prometheus chromium fonts-liberation tmux
-  libsystemd-dev systemd dpkg-dev
+  libsystemd-dev systemd dpkg-dev debootstrap systemd-container
 )
 # Node.js runs the dashboard's browser test (playwright-core drives Debian's Chromium).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -74,8 +74,9 @@ if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # The network lab's test (5,000 ops through an impaired link, minutes of wall time) measures
-  # the network, not memory: it runs in the normal pass only.
-  build_and_test build/sanitize -E "the lab:" -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address,undefined \
+  # the network, not memory, and the container boot runs the packaged ferryd under systemd's
+  # sandbox: both run in the normal pass only.
+  build_and_test build/sanitize -E "the lab:|under systemd in a container" -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address,undefined \
     -DFERRY_BUILD_BENCH=OFF
 fi
 echo "== all tests passed"
