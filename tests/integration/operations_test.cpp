@@ -54,17 +54,22 @@ void require_feed_continues(TestNode& hub, TestNode& station, std::uint64_t file
   }
 }
 
+// A hub and a station below it, enrolled there, both serving.
+void start_enrolled(TestNode& hub, TestNode& station) {
+  hub.replicate(hub_role(hub));
+  station.replicate(below(hub, hub.node_id(), "station"));
+  hub.start();
+  trust_add(hub, station, "station");
+  station.start();
+}
+
 }  // namespace
 
 TEST_CASE("operations: a station restored from an online backup gets the rest back from the hub",
           "[replication][operations]") {
   TestNode hub(named("hub"));
   TestNode station(named("huaniao"));
-  hub.replicate(hub_role(hub));
-  station.replicate(below(hub, hub.node_id(), "station"));
-  hub.start();
-  trust_add(hub, station, "station");
-  station.start();
+  start_enrolled(hub, station);
   const std::string channel = station.default_channel();
   const std::size_t before = 300, after = 200;
   submit_many(station, before, "before-backup");
@@ -104,11 +109,7 @@ TEST_CASE("operations: a station restored from the upstream with its own key and
           "[replication][operations]") {
   TestNode hub(named("hub"));
   TestNode station(named("dongji"));
-  hub.replicate(hub_role(hub));
-  station.replicate(below(hub, hub.node_id(), "station"));
-  hub.start();
-  trust_add(hub, station, "station");
-  station.start();
+  start_enrolled(hub, station);
   const std::string channel = station.default_channel();
   const std::size_t filed = 400;
   submit_many(station, filed, "filed");
