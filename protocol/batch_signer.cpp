@@ -82,7 +82,7 @@ std::future<std::vector<Signature>> SigningPool::sign(std::vector<OpId> ids,
   };
   job->finish = [state] { state->promise.set_value(std::move(state->signatures)); };
   job->done = std::move(done);
-  queue(std::move(job));
+  queue(std::move(job), signing_);
   return future;
 }
 
@@ -107,11 +107,11 @@ std::future<std::vector<Result<void>>> SigningPool::verify(
   };
   job->finish = [state] { state->promise.set_value(std::move(state->verified)); };
   job->done = std::move(done);
-  queue(std::move(job));
+  queue(std::move(job), verifying_);
   return future;
 }
 
-void SigningPool::queue(std::shared_ptr<Job> job) {
+void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
   std::size_t parts = job->items < parallel_sign_ops_min ? 1 : threads_.size();
   std::size_t share = (job->items + parts - 1) / parts;
   {
@@ -119,7 +119,7 @@ void SigningPool::queue(std::shared_ptr<Job> job) {
     job->parts_left = parts;
     for (std::size_t p = 0; p < parts; ++p) {
       std::size_t first = std::min(job->items, p * share);
-      tasks_.push_back(Task{job, first, std::min(job->items, first + share)});
+      to.push_back(Task{job, first, std::min(job->items, first + share)});
     }
   }
   wake_.notify_all();
@@ -130,10 +130,11 @@ void SigningPool::work() {
     Task task;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stopping, and every queued job is done
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
+      wake_.wait(lock, [this] { return stopping_ || !signing_.empty() || !verifying_.empty(); });
+      std::deque<Task>& from = signing_.empty() ? verifying_ : signing_;
+      if (from.empty()) return;  // stopping, and every queued job is done
+      task = std::move(from.front());
+      from.pop_front();
     }
     Job& job = *task.job;
     job.part(task.first, task.last);

@@ -33,8 +33,9 @@ std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t 
 
 // A fixed set of threads that sign op ids and verify peers' ops in the background, so that a
 // caller can commit one batch while the next is being signed or verified. Each job is split
-// across the threads; jobs run in the order given. The key must outlive the pool; the
-// destructor finishes the queued jobs and joins the threads.
+// across the threads. Signing jobs (a local client waits for each) run before any queued
+// verification (a peer's batches, which may be many); each kind runs in the order given. The
+// key must outlive the pool; the destructor finishes the queued jobs and joins the threads.
 class SigningPool {
  public:
   SigningPool(const NodeKey& key, std::size_t threads);
@@ -66,13 +67,14 @@ class SigningPool {
     std::size_t first = 0;
     std::size_t last = 0;
   };
-  void queue(std::shared_ptr<Job> job);
+  void queue(std::shared_ptr<Job> job, std::deque<Task>& to);
   void work();
 
   const NodeKey& key_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Task> tasks_;
+  std::deque<Task> signing_;  // taken first
+  std::deque<Task> verifying_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -125,3 +125,21 @@ TEST_CASE("the pool verifies batches in the background, in order, and finds ever
   while (done.load() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
   CHECK(done.load() == 4);
 }
+
+TEST_CASE("the pool signs a local batch before the peers' batches queued ahead of it") {
+  NodeKey key = NodeKey::generate();
+  SigningPool pool(key, 2);
+  // Four large verification jobs, then one signature: the signature must not wait for them.
+  auto batch = std::make_shared<const std::vector<SignedOp>>(sign_ops(make_ops(key, 2000), key, 2));
+  std::vector<std::future<std::vector<Result<void>>>> verifying;
+  for (int i = 0; i < 4; ++i) verifying.push_back(pool.verify(batch, {}));
+  std::vector<Op> mine = make_ops(key, 1);
+  auto signing = pool.sign({mine.front().id()}, {});
+  std::vector<Signature> signatures = signing.get();
+  REQUIRE(signatures.size() == 1);
+  CHECK(verify_op(mine.front(), signatures.front()));
+  // At most the two halves of the first job were running when the signature was queued; the
+  // last job had not started.
+  CHECK(verifying.back().wait_for(std::chrono::seconds(0)) != std::future_status::ready);
+  for (auto& f : verifying) CHECK(f.get().size() == 2000);
+}
