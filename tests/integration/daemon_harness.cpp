@@ -761,9 +761,10 @@ TestNode::TestNode(NodeSettings settings) : settings_(std::move(settings)) {
   write_file(config_path_, text);
 }
 
-std::string ip_path() {
-  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
-    if (::access(path, X_OK) == 0) return path;
+std::string tool_path(const std::string& name) {
+  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/", "/usr/local/bin/"}) {
+    std::string path = dir + name;
+    if (::access(path.c_str(), X_OK) == 0) return path;
   }
   return {};
 }

@@ -227,8 +227,11 @@ struct NodeSettings {
 // quick status reports (every 200 ms when something changed, every 1 s regardless).
 NodeSettings monitored(std::string name);
 
+// A system tool's path, looked up in the sbin and bin directories; empty when it is not
+// installed (the tests that need it fail, naming its Debian package).
+std::string tool_path(const std::string& name);
 // The `ip` tool (iproute2); empty when it is not installed.
-std::string ip_path();
+inline std::string ip_path() { return tool_path("ip"); }
 
 // A free TCP port on 127.0.0.1 (bound once by the kernel's choice and released).
 int free_tcp_port();

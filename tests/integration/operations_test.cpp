@@ -22,14 +22,6 @@ void remove_store(const TestNode& node) {
   }
 }
 
-// Debian's sqlite3 tool (package sqlite3, which deploy/test.sh installs).
-std::string sqlite3_path() {
-  for (const char* path : {"/usr/bin/sqlite3", "/bin/sqlite3", "/usr/local/bin/sqlite3"}) {
-    if (::access(path, X_OK) == 0) return path;
-  }
-  return {};
-}
-
 // After a restore the station must hold its whole feed again and continue it: one more op
 // filed there gets the next seq and reaches the hub, whose copy of the feed stays intact.
 void require_feed_continues(TestNode& hub, TestNode& station, std::uint64_t filed) {
@@ -77,7 +69,7 @@ TEST_CASE("operations: a station restored from an online backup gets the rest ba
 
   // The backup, while ferryd runs and files (docs/operations.md: SQLite's online backup).
   const std::string backup = station.file("backup.db");
-  const std::string sqlite3 = sqlite3_path();
+  const std::string sqlite3 = tool_path("sqlite3");
   if (sqlite3.empty()) FAIL("the sqlite3 tool is not installed (Debian package sqlite3)");
   ProcessResult r = run_process({sqlite3, station.data_dir() + "/ferry.db", ".backup " + backup});
   INFO(r.out << r.err);
@@ -99,10 +91,7 @@ TEST_CASE("operations: a station restored from an online backup gets the rest ba
   station.start();
   CHECK(station.log().find("serving " + std::to_string(in_backup) + " ops") != std::string::npos);
   require_feed_continues(hub, station, before + after);
-  hub.stop();
-  station.stop();
-  require_verified(hub);
-  require_verified(station);
+  stop_and_verify({&hub, &station});
 }
 
 TEST_CASE("operations: a station restored from the upstream with its own key and no data",
@@ -131,8 +120,5 @@ TEST_CASE("operations: a station restored from the upstream with its own key and
 
   require_feed_continues(hub, station, filed);
   CHECK(channel_digest(station, channel) != digest);  // the op filed after the restore
-  hub.stop();
-  station.stop();
-  require_verified(hub);
-  require_verified(station);
+  stop_and_verify({&hub, &station});
 }

@@ -68,10 +68,7 @@ TEST_CASE("ops filed while the hub is down reach it exactly once; track: forward
   CHECK(converged(hub, station, "ferry/trust"));
   // The receipt is an op of the hub's, in the station's channel: verifiable there.
   CHECK(feed_length(station, channel, hub.node_id()) >= 1);
-  hub.stop();
-  station.stop();
-  require_verified(hub);
-  require_verified(station);
+  stop_and_verify({&hub, &station});
 }
 
 TEST_CASE("three stations behind a relay: uplink, downlink to the right station only",
@@ -162,10 +159,7 @@ TEST_CASE("the hub killed mid catch-up: nothing lost, nothing twice, only the un
   INFO("ops sent by the station: " << sent);
   CHECK(sent >= n);
   CHECK(sent - n <= 4 * 512);
-  hub.stop();
-  station.stop();
-  require_verified(hub);
-  require_verified(station);
+  stop_and_verify({&hub, &station});
 }
 
 TEST_CASE("an unknown key is refused at the handshake and nothing of it is stored",
@@ -536,10 +530,7 @@ TEST_CASE("a 10 s silent partition during load, then heal: the replicas converge
   std::uint64_t held = feed_length(station, channel, station.node_id());
   CHECK(held >= load.acked());
   CHECK(feed_length(hub, channel, station.node_id()) == held);
-  hub.stop();
-  station.stop();
-  require_verified(hub);
-  require_verified(station);
+  stop_and_verify({&hub, &station});
 }
 
 TEST_CASE("a half-open link (one direction dropped) is noticed within the heartbeat timeout",
