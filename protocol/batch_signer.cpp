@@ -1,5 +1,8 @@
 #include "protocol/batch_signer.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -48,9 +51,13 @@ std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::siz
   return signed_ops;
 }
 
-SigningPool::SigningPool(const NodeKey& key, std::size_t threads) : key_(key) {
+SigningPool::SigningPool(const NodeKey& key, std::size_t threads)
+    : key_(key), threads_per_kind_(threads) {
   FERRY_ASSERT(threads > 0);
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  for (std::size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] { work(signing_, false); });
+    threads_.emplace_back([this] { work(verifying_, true); });
+  }
 }
 
 SigningPool::~SigningPool() {
@@ -112,7 +119,7 @@ std::future<std::vector<Result<void>>> SigningPool::verify(
 }
 
 void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
-  std::size_t parts = job->items < parallel_sign_ops_min ? 1 : threads_.size();
+  std::size_t parts = job->items < parallel_sign_ops_min ? 1 : threads_per_kind_;
   std::size_t share = (job->items + parts - 1) / parts;
   {
     std::lock_guard lock(mutex_);
@@ -125,14 +132,18 @@ void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
   wake_.notify_all();
 }
 
-void SigningPool::work() {
+void SigningPool::work(std::deque<Task>& from, bool background) {
+  if (background) {
+    // Linux gives each thread its own nice value (setpriority on a thread id). Raising it needs
+    // no privilege; should it fail, the thread simply competes as an equal.
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), verify_thread_nice);
+  }
   for (;;) {
     Task task;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !signing_.empty() || !verifying_.empty(); });
-      std::deque<Task>& from = signing_.empty() ? verifying_ : signing_;
-      if (from.empty()) return;  // stopping, and every queued job is done
+      wake_.wait(lock, [this, &from] { return stopping_ || !from.empty(); });
+      if (from.empty()) return;  // stopping, and every queued job of this kind is done
       task = std::move(from.front());
       from.pop_front();
     }

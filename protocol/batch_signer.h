@@ -31,11 +31,18 @@ std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::siz
 // part of storing it).
 std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads);
 
-// A fixed set of threads that sign op ids and verify peers' ops in the background, so that a
-// caller can commit one batch while the next is being signed or verified. Each job is split
-// across the threads. Signing jobs (a local client waits for each) run before any queued
-// verification (a peer's batches, which may be many); each kind runs in the order given. The
-// key must outlive the pool; the destructor finishes the queued jobs and joins the threads.
+// How much lower the verifying threads run than the rest of the process (nice, 0-19).
+inline constexpr int verify_thread_nice = 5;
+
+// Fixed sets of threads that sign op ids and verify peers' ops in the background, so that a
+// caller can commit one batch while the next is being signed or verified. Each kind has
+// `threads` threads of its own, and each job is split across its kind's threads; each kind runs
+// its jobs in the order given. Signing jobs (a local client waits for each) never queue behind
+// verification (a peer's batches, which may be many). The verifying threads run at nice
+// verify_thread_nice: when the cores are full, the caller's thread (the event loop, which
+// stores what was verified and serves clients) and the signing threads come first, and
+// verification takes what they leave. The key must outlive the pool; the destructor finishes
+// the queued jobs and joins the threads.
 class SigningPool {
  public:
   SigningPool(const NodeKey& key, std::size_t threads);
@@ -68,12 +75,13 @@ class SigningPool {
     std::size_t last = 0;
   };
   void queue(std::shared_ptr<Job> job, std::deque<Task>& to);
-  void work();
+  void work(std::deque<Task>& from, bool background);
 
   const NodeKey& key_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Task> signing_;  // taken first
+  const std::size_t threads_per_kind_;
+  std::deque<Task> signing_;
   std::deque<Task> verifying_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

@@ -531,8 +531,8 @@ RecordState two_station_state() {
       {Dot{station, 2}, RegisterWrite{packed_text("Chen household"), filled(0xa2), 200, {}}},
       {Dot{hub, 1}, RegisterWrite{packed_text("Chen family"), filled(0xb1), 300, "hub-desk"}}};
   state.counters["hours"] = -3;
-  state.sets["documents"] = {{packed_text("id-card"), {{Dot{station, 1}, filled(0xa1)}}},
-                             {packed_text("household-book"), {{Dot{hub, 1}, filled(0xb1)}}}};
+  state.sets["documents"] = {{packed_text("id-card"), {Dot{station, 1}}},
+                             {packed_text("household-book"), {Dot{hub, 1}}}};
   state.ops = 3;
   state.updated_hlc = 300;
   return state;

@@ -17,12 +17,17 @@
 namespace ferry {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// What the packer writes into: the encodings here end up as byte vectors, so they are written
+// into one directly (an sbuffer would cost an allocation and a copy more per encoding).
+struct ByteSink {
+  std::vector<std::uint8_t>& bytes;
+  void write(const char* data, std::size_t size) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(data);
+    bytes.insert(bytes.end(), p, p + size);
+  }
+};
 
-std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return std::vector<std::uint8_t>(data, data + buffer.size());
-}
+using Packer = msgpack::packer<ByteSink>;
 
 void pack_text(Packer& pk, std::string_view text) {
   pk.pack_str(static_cast<std::uint32_t>(text.size()));
@@ -44,7 +49,7 @@ constexpr std::uint8_t float64_marker = 0xcb;
 // turns whole floats into integers (so canonical bytes would depend on the library version), and
 // its range check lets 2^64 reach an undefined float-to-integer conversion.
 template <class Bits>
-void write_float(msgpack::sbuffer& out, std::uint8_t marker, Bits bits) {
+void write_float(ByteSink& out, std::uint8_t marker, Bits bits) {
   std::array<char, 1 + sizeof(Bits)> bytes{};
   bytes[0] = static_cast<char>(marker);
   for (std::size_t i = 0; i < sizeof(Bits); ++i) {
@@ -53,11 +58,11 @@ void write_float(msgpack::sbuffer& out, std::uint8_t marker, Bits bits) {
   out.write(bytes.data(), bytes.size());
 }
 
-void pack_canonical(Packer& pk, msgpack::sbuffer& out, const msgpack::object& o);
+void pack_canonical(Packer& pk, ByteSink& out, const msgpack::object& o);
 
 // Map entries are sorted by their canonical bytes so that key order on the wire does not matter;
 // sorting whole entries (key, then value) keeps even duplicate keys deterministic.
-void pack_canonical_map(Packer& pk, msgpack::sbuffer& out, const msgpack::object& o) {
+void pack_canonical_map(Packer& pk, ByteSink& out, const msgpack::object& o) {
   std::vector<std::pair<std::vector<std::uint8_t>, std::vector<std::uint8_t>>> entries;
   entries.reserve(o.via.map.size);
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
@@ -72,7 +77,7 @@ void pack_canonical_map(Packer& pk, msgpack::sbuffer& out, const msgpack::object
   }
 }
 
-void pack_canonical(Packer& pk, msgpack::sbuffer& out, const msgpack::object& o) {
+void pack_canonical(Packer& pk, ByteSink& out, const msgpack::object& o) {
   switch (o.type) {
     case msgpack::type::NIL:
       pk.pack_nil();
@@ -138,27 +143,49 @@ std::optional<std::string_view> text_of(const msgpack::object& o) {
   return std::string_view(o.via.str.ptr, o.via.str.size);
 }
 
-// The entries of one merge part by field. A field named twice is ambiguous, so it is dropped.
-std::map<std::string, const msgpack::object*> fields_of(const msgpack::object& part,
-                                                        std::string_view name, Problems& problems) {
-  std::map<std::string, const msgpack::object*> fields;
+// The entries of one merge part, in field order. A field named twice is ambiguous, so it is
+// dropped. Only the first problem in the part is noted (Problems keeps only the first anyway):
+// the earliest, in the part's own order, of a name that is not a string and a name's second use.
+using Fields = std::vector<std::pair<std::string_view, const msgpack::object*>>;
+
+Fields fields_of(const msgpack::object& part, std::string_view name, Problems& problems) {
+  Fields fields;
   if (part.type != msgpack::type::MAP) {
     problems.note(std::string(name) + ": expected a map of fields");
     return fields;
   }
-  std::set<std::string> twice;
+  struct Named {
+    std::string_view field;
+    std::uint32_t at;
+  };
+  std::vector<Named> named;
+  named.reserve(part.via.map.size);
+  std::optional<std::uint32_t> first_problem;
   for (std::uint32_t i = 0; i < part.via.map.size; ++i) {
-    auto field = text_of(part.via.map.ptr[i].key);
-    if (!field) {
-      problems.note(std::string(name) + ": a field name is not a string");
-      continue;
-    }
-    if (!fields.emplace(std::string(*field), &part.via.map.ptr[i].val).second) {
-      problems.note(std::string(name) + ": field '" + std::string(*field) + "' appears twice");
-      twice.emplace(*field);
+    if (auto field = text_of(part.via.map.ptr[i].key)) {
+      named.push_back(Named{*field, i});
+    } else if (!first_problem) {
+      first_problem = i;
     }
   }
-  for (const std::string& field : twice) fields.erase(field);
+  std::stable_sort(named.begin(), named.end(),
+                   [](const Named& a, const Named& b) { return a.field < b.field; });
+  fields.reserve(named.size());
+  for (std::size_t i = 0; i < named.size();) {
+    std::size_t end = i + 1;
+    while (end < named.size() && named[end].field == named[i].field) ++end;
+    if (end - i == 1) {
+      fields.emplace_back(named[i].field, &part.via.map.ptr[named[i].at].val);
+    } else if (!first_problem || named[i + 1].at < *first_problem) {
+      first_problem = named[i + 1].at;  // stable: the group is in the part's order
+    }
+    i = end;
+  }
+  if (first_problem) {
+    auto field = text_of(part.via.map.ptr[*first_problem].key);
+    problems.note(field ? std::string(name) + ": field '" + std::string(*field) + "' appears twice"
+                        : std::string(name) + ": a field name is not a string");
+  }
   return fields;
 }
 
@@ -173,7 +200,7 @@ std::optional<std::int64_t> int64_of(const msgpack::object& o) {
 
 void read_sets(const msgpack::object& part, MergeOp& out, Problems& problems) {
   for (const auto& [field, value] : fields_of(part, part_set, problems)) {
-    out.sets.emplace(field, canonical_value(*value));
+    out.sets.emplace_hint(out.sets.end(), field, canonical_value(*value));
   }
 }
 
@@ -181,10 +208,10 @@ void read_incs(const msgpack::object& part, MergeOp& out, Problems& problems) {
   for (const auto& [field, value] : fields_of(part, part_inc, problems)) {
     auto delta = int64_of(*value);
     if (!delta) {
-      problems.note("inc: field '" + field + "' is not an integer that fits int64");
+      problems.note("inc: field '" + std::string(field) + "' is not an integer that fits int64");
       continue;
     }
-    out.incs.emplace(field, *delta);
+    out.incs.emplace_hint(out.incs.end(), field, *delta);
   }
 }
 
@@ -193,10 +220,12 @@ void read_elements(const msgpack::object& part, std::string_view name,
                    Problems& problems) {
   for (const auto& [field, value] : fields_of(part, name, problems)) {
     if (value->type != msgpack::type::ARRAY) {
-      problems.note(std::string(name) + ": field '" + field + "' is not an array of elements");
+      problems.note(std::string(name) + ": field '" + std::string(field) +
+                    "' is not an array of elements");
       continue;
     }
-    auto& elements = out[field];
+    auto& elements =
+        out.emplace_hint(out.end(), field, std::set<std::vector<std::uint8_t>>{})->second;
     for (std::uint32_t i = 0; i < value->via.array.size; ++i) {
       elements.insert(canonical_value(value->via.array.ptr[i]));
     }
@@ -235,18 +264,34 @@ void read_parts(const msgpack::object& body, MergeOp& out, Problems& problems) {
 
 // ---- Causality ----
 
+namespace {
+
+auto origin_below(const std::pair<PublicKey, std::uint64_t>& entry, const PublicKey& origin) {
+  return entry.first < origin;
+}
+
+}  // namespace
+
 std::uint64_t Context::seq(const PublicKey& origin) const {
-  auto it = seqs_.find(origin);
-  return it == seqs_.end() ? 0 : it->second;
+  auto it = std::lower_bound(seqs_.begin(), seqs_.end(), origin, origin_below);
+  return it == seqs_.end() || it->first != origin ? 0 : it->second;
 }
 
 void Context::raise(const PublicKey& origin, std::uint64_t seq) {
   if (seq == 0) return;
-  auto [it, inserted] = seqs_.try_emplace(origin, seq);
-  if (!inserted && it->second < seq) it->second = seq;
+  auto it = std::lower_bound(seqs_.begin(), seqs_.end(), origin, origin_below);
+  if (it == seqs_.end() || it->first != origin) {
+    seqs_.emplace(it, origin, seq);
+  } else if (it->second < seq) {
+    it->second = seq;
+  }
 }
 
 void Context::join(const Context& other) {
+  if (seqs_.empty()) {
+    seqs_ = other.seqs_;
+    return;
+  }
   for (const auto& [origin, seq] : other.seqs_) raise(origin, seq);
 }
 
@@ -268,10 +313,12 @@ bool covers(const Context& context, const Dot& dot) { return context.seq(dot.ori
 // ---- Values and merge parts ----
 
 std::vector<std::uint8_t> canonical_value(const msgpack::object& value) {
-  msgpack::sbuffer buffer(64);
-  Packer pk(buffer);
-  pack_canonical(pk, buffer, value);
-  return bytes_of(buffer);
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(16);
+  ByteSink sink{bytes};
+  Packer pk(sink);
+  pack_canonical(pk, sink, value);
+  return bytes;
 }
 
 MergeOp merge_op_of(const Op& op) {
@@ -336,7 +383,7 @@ void apply_dels(std::map<std::string, OrSet>& sets, const MergeOp& x, const Cont
     for (const auto& element : elements) {
       auto tags = set->second.find(element);
       if (tags == set->second.end()) continue;
-      std::erase_if(tags->second, [&](const auto& tag) { return covers(cx, tag.first); });
+      std::erase_if(tags->second, [&](const Dot& tag) { return covers(cx, tag); });
       if (tags->second.empty()) set->second.erase(tags);
     }
     if (set->second.empty()) sets.erase(set);
@@ -345,7 +392,7 @@ void apply_dels(std::map<std::string, OrSet>& sets, const MergeOp& x, const Cont
 
 void apply_adds(std::map<std::string, OrSet>& sets, const MergeOp& x) {
   for (const auto& [field, elements] : x.adds) {
-    for (const auto& element : elements) sets[field][element].emplace(x.dot(), x.id);
+    for (const auto& element : elements) sets[field][element].insert(x.dot());
   }
 }
 
@@ -367,11 +414,13 @@ void apply(RecordState& state, const MergeOp& x, const Context& cx) {
 
 namespace {
 
-// Bumped when the layout below changes; decode_state() refuses any other.
-constexpr std::uint64_t state_format_version = 1;
-constexpr std::uint32_t state_fields = 7;
-constexpr std::uint32_t op_ref_fields = 3;  // [origin, seq, id]
-constexpr std::uint32_t write_fields = 6;   // [origin, seq, id, hlc, author, value]
+// Bumped when the layout below changes; decode_state() refuses any other. Version 1 named each
+// op's origin in full (32 bytes) wherever it appeared and kept an id in every OR-set tag.
+constexpr std::uint64_t state_format_version = 2;
+constexpr std::uint32_t state_fields = 8;
+constexpr std::uint32_t op_ref_fields = 3;  // [origin index, seq, id]
+constexpr std::uint32_t write_fields = 6;   // [origin index, seq, id, hlc, author, value]
+constexpr std::uint32_t tag_fields = 2;     // [origin index, seq]
 constexpr std::uint32_t entry_fields = 2;   // [field, ...] and [element, tags]
 constexpr std::size_t state_depth_max =
     7;  // state, sets, field entry, elements, element, tags, tag
@@ -381,14 +430,42 @@ std::uint32_t size32(std::size_t size) {
   return static_cast<std::uint32_t>(size);
 }
 
-void pack_op_ref(Packer& pk, const Dot& dot, const OpId& id) {
-  pk.pack_array(op_ref_fields);
-  pack_bin(pk, dot.origin);
+// The origins a state names, ascending, each once: the table its dots refer to by index.
+class OriginTable {
+ public:
+  explicit OriginTable(const RecordState& state) {
+    for (const auto& [dot, id] : state.heads) origins_.push_back(dot.origin);
+    for (const auto& [field, reg] : state.registers) {
+      for (const auto& [dot, write] : reg) origins_.push_back(dot.origin);
+    }
+    for (const auto& [field, set] : state.sets) {
+      for (const auto& [element, tags] : set) {
+        for (const Dot& dot : tags) origins_.push_back(dot.origin);
+      }
+    }
+    std::sort(origins_.begin(), origins_.end());
+    origins_.erase(std::unique(origins_.begin(), origins_.end()), origins_.end());
+  }
+
+  const std::vector<PublicKey>& origins() const { return origins_; }
+
+  std::uint64_t index(const PublicKey& origin) const {
+    auto it = std::lower_bound(origins_.begin(), origins_.end(), origin);
+    FERRY_ASSERT(it != origins_.end() && *it == origin);
+    return static_cast<std::uint64_t>(it - origins_.begin());
+  }
+
+ private:
+  std::vector<PublicKey> origins_;
+};
+
+void pack_dot(Packer& pk, const OriginTable& table, const Dot& dot) {
+  pk.pack_uint64(table.index(dot.origin));
   pk.pack_uint64(dot.seq);
-  pack_bin(pk, id);
 }
 
-void pack_registers(Packer& pk, const std::map<std::string, Register>& registers) {
+void pack_registers(Packer& pk, const OriginTable& table,
+                    const std::map<std::string, Register>& registers) {
   pk.pack_array(size32(registers.size()));
   for (const auto& [field, reg] : registers) {
     pk.pack_array(entry_fields);
@@ -396,8 +473,7 @@ void pack_registers(Packer& pk, const std::map<std::string, Register>& registers
     pk.pack_array(size32(reg.size()));
     for (const auto& [dot, write] : reg) {
       pk.pack_array(write_fields);
-      pack_bin(pk, dot.origin);
-      pk.pack_uint64(dot.seq);
+      pack_dot(pk, table, dot);
       pack_bin(pk, write.id);
       pk.pack_uint64(write.hlc);
       if (write.author) {
@@ -410,7 +486,7 @@ void pack_registers(Packer& pk, const std::map<std::string, Register>& registers
   }
 }
 
-void pack_sets(Packer& pk, const std::map<std::string, OrSet>& sets) {
+void pack_sets(Packer& pk, const OriginTable& table, const std::map<std::string, OrSet>& sets) {
   pk.pack_array(size32(sets.size()));
   for (const auto& [field, set] : sets) {
     pk.pack_array(entry_fields);
@@ -420,7 +496,10 @@ void pack_sets(Packer& pk, const std::map<std::string, OrSet>& sets) {
       pk.pack_array(entry_fields);
       pack_bin(pk, element);
       pk.pack_array(size32(tags.size()));
-      for (const auto& [dot, id] : tags) pack_op_ref(pk, dot, id);
+      for (const Dot& dot : tags) {
+        pk.pack_array(tag_fields);
+        pack_dot(pk, table, dot);
+      }
     }
   }
 }
@@ -428,35 +507,46 @@ void pack_sets(Packer& pk, const std::map<std::string, OrSet>& sets) {
 }  // namespace
 
 std::vector<std::uint8_t> encode_context(const Context& context) {
-  msgpack::sbuffer buffer(64);
-  Packer pk(buffer);
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(1 + context.entries().size() * (4 + public_key_bytes + 9));
+  ByteSink sink{bytes};
+  Packer pk(sink);
   pk.pack_array(size32(context.entries().size()));
   for (const auto& [origin, seq] : context.entries()) {
     pk.pack_array(entry_fields);
     pack_bin(pk, origin);
     pk.pack_uint64(seq);
   }
-  return bytes_of(buffer);
+  return bytes;
 }
 
 std::vector<std::uint8_t> encode_state(const RecordState& state) {
-  msgpack::sbuffer buffer(256);
-  Packer pk(buffer);
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(1024);
+  ByteSink sink{bytes};
+  Packer pk(sink);
+  const OriginTable table(state);
   pk.pack_array(state_fields);
   pk.pack_uint64(state_format_version);
   pk.pack_uint64(state.ops);
   pk.pack_uint64(state.updated_hlc);
+  pk.pack_array(size32(table.origins().size()));
+  for (const PublicKey& origin : table.origins()) pack_bin(pk, origin);
   pk.pack_array(size32(state.heads.size()));
-  for (const auto& [dot, id] : state.heads) pack_op_ref(pk, dot, id);
-  pack_registers(pk, state.registers);
+  for (const auto& [dot, id] : state.heads) {
+    pk.pack_array(op_ref_fields);
+    pack_dot(pk, table, dot);
+    pack_bin(pk, id);
+  }
+  pack_registers(pk, table, state.registers);
   pk.pack_array(size32(state.counters.size()));
   for (const auto& [field, sum] : state.counters) {
     pk.pack_array(entry_fields);
     pack_text(pk, field);
     pk.pack_int64(sum);
   }
-  pack_sets(pk, state.sets);
-  return bytes_of(buffer);
+  pack_sets(pk, table, state.sets);
+  return bytes;
 }
 
 // ---- Decoding ----
@@ -506,6 +596,17 @@ std::optional<Dot> dot_of(const msgpack::object& origin, const msgpack::object& 
   return Dot{*o, *s};
 }
 
+// A dot of a state: its origin by index into the state's origin table.
+using Origins = std::vector<PublicKey>;
+
+std::optional<Dot> dot_at(const Origins& origins, const msgpack::object& index,
+                          const msgpack::object& seq) {
+  auto i = uint_of(index);
+  auto s = uint_of(seq);
+  if (!i || *i >= origins.size() || !s || *s == 0) return std::nullopt;
+  return Dot{origins[*i], *s};
+}
+
 // A bin that holds exactly one msgpack value in canonical form, as canonical_value() wrote it.
 std::optional<std::vector<std::uint8_t>> value_of(const msgpack::object& o) {
   if (o.type != msgpack::type::BIN) return std::nullopt;
@@ -520,16 +621,16 @@ std::optional<std::vector<std::uint8_t>> value_of(const msgpack::object& o) {
   return canonical;
 }
 
-// An op as heads and OR-set tags remember it.
+// An op as heads remember it.
 struct OpRef {
   Dot dot;
   OpId id{};
 };
 
-std::optional<OpRef> op_ref_of(const msgpack::object& o) {
+std::optional<OpRef> op_ref_of(const Origins& origins, const msgpack::object& o) {
   auto items = items_of(o, op_ref_fields);
   if (!items) return std::nullopt;
-  auto dot = dot_of((*items)[0], (*items)[1]);
+  auto dot = dot_at(origins, (*items)[0], (*items)[1]);
   auto id = digest_of((*items)[2]);
   if (!dot || !id) return std::nullopt;
   return OpRef{*dot, *id};
@@ -555,11 +656,25 @@ std::optional<std::pair<std::string, std::span<const msgpack::object>>> entry_of
   return std::make_pair(std::move(*field), *payload);
 }
 
-Result<void> decode_heads(const msgpack::object& o, RecordState& state) {
+// Ascending and each used (which the canonical check after decoding makes sure of).
+Result<Origins> decode_origins(const msgpack::object& o) {
+  auto items = items_of(o, std::nullopt);
+  if (!items) return corrupt("merge state: origins", "expected an array");
+  Origins origins;
+  origins.reserve(items->size());
+  for (const msgpack::object& item : *items) {
+    auto origin = digest_of(item);
+    if (!origin) return corrupt("merge state: origins", "expected a 32-byte origin");
+    origins.push_back(*origin);
+  }
+  return origins;
+}
+
+Result<void> decode_heads(const Origins& origins, const msgpack::object& o, RecordState& state) {
   auto items = items_of(o, std::nullopt);
   if (!items) return corrupt("merge state: heads", "expected an array");
   for (const msgpack::object& item : *items) {
-    auto head = op_ref_of(item);
+    auto head = op_ref_of(origins, item);
     if (!head) return corrupt("merge state: heads", "expected [origin, seq, id]");
     state.heads.emplace(head->dot, head->id);
   }
@@ -567,10 +682,11 @@ Result<void> decode_heads(const msgpack::object& o, RecordState& state) {
   return {};
 }
 
-std::optional<std::pair<Dot, RegisterWrite>> write_of(const msgpack::object& o) {
+std::optional<std::pair<Dot, RegisterWrite>> write_of(const Origins& origins,
+                                                      const msgpack::object& o) {
   auto items = items_of(o, write_fields);
   if (!items) return std::nullopt;
-  auto dot = dot_of((*items)[0], (*items)[1]);
+  auto dot = dot_at(origins, (*items)[0], (*items)[1]);
   auto id = digest_of((*items)[2]);
   auto hlc = uint_of((*items)[3]);
   bool no_author = (*items)[4].type == msgpack::type::NIL;
@@ -580,7 +696,8 @@ std::optional<std::pair<Dot, RegisterWrite>> write_of(const msgpack::object& o) 
   return std::make_pair(*dot, RegisterWrite{std::move(*value), *id, *hlc, std::move(author)});
 }
 
-Result<void> decode_registers(const msgpack::object& o, RecordState& state) {
+Result<void> decode_registers(const Origins& origins, const msgpack::object& o,
+                              RecordState& state) {
   const std::string_view what = "merge state: registers";
   auto items = items_of(o, std::nullopt);
   if (!items) return corrupt(what, "expected an array");
@@ -589,7 +706,7 @@ Result<void> decode_registers(const msgpack::object& o, RecordState& state) {
     if (!entry) return corrupt(what, "expected [field, [write, ...]]");
     Register& reg = state.registers[entry->first];
     for (const msgpack::object& w : entry->second) {
-      auto write = write_of(w);
+      auto write = write_of(origins, w);
       if (!write) return corrupt(what, "expected [origin, seq, id, hlc, author, value]");
       reg.insert(std::move(*write));
     }
@@ -611,7 +728,7 @@ Result<void> decode_counters(const msgpack::object& o, RecordState& state) {
   return {};
 }
 
-Result<void> decode_sets(const msgpack::object& o, RecordState& state) {
+Result<void> decode_sets(const Origins& origins, const msgpack::object& o, RecordState& state) {
   const std::string_view what = "merge state: sets";
   auto items = items_of(o, std::nullopt);
   if (!items) return corrupt(what, "expected an array");
@@ -626,9 +743,10 @@ Result<void> decode_sets(const msgpack::object& o, RecordState& state) {
       if (!element || !tags || tags->empty()) return corrupt(what, "expected [element, [tag...]]");
       auto& element_tags = set[std::move(*element)];
       for (const msgpack::object& t : *tags) {
-        auto tag = op_ref_of(t);
-        if (!tag) return corrupt(what, "expected a tag [origin, seq, id]");
-        element_tags.emplace(tag->dot, tag->id);
+        auto tag = items_of(t, tag_fields);
+        auto dot = tag ? dot_at(origins, (*tag)[0], (*tag)[1]) : std::nullopt;
+        if (!dot) return corrupt(what, "expected a tag [origin, seq]");
+        element_tags.insert(*dot);
       }
     }
   }
@@ -646,10 +764,14 @@ Result<RecordState> decode_state_fields(std::span<const msgpack::object> fields)
   if (!ops || !updated_hlc) return corrupt("merge state", "expected the op count and an hlc");
   state.ops = *ops;
   state.updated_hlc = *updated_hlc;
-  if (auto r = decode_heads(fields[3], state); !r) return tl::unexpected(r.error());
-  if (auto r = decode_registers(fields[4], state); !r) return tl::unexpected(r.error());
-  if (auto r = decode_counters(fields[5], state); !r) return tl::unexpected(r.error());
-  if (auto r = decode_sets(fields[6], state); !r) return tl::unexpected(r.error());
+  auto origins = decode_origins(fields[3]);
+  if (!origins) return tl::unexpected(origins.error());
+  if (auto r = decode_heads(*origins, fields[4], state); !r) return tl::unexpected(r.error());
+  if (auto r = decode_registers(*origins, fields[5], state); !r) {
+    return tl::unexpected(r.error());
+  }
+  if (auto r = decode_counters(fields[6], state); !r) return tl::unexpected(r.error());
+  if (auto r = decode_sets(*origins, fields[7], state); !r) return tl::unexpected(r.error());
   return state;
 }
 
@@ -681,7 +803,7 @@ Result<RecordState> decode_state(std::span<const std::uint8_t> bytes) {
   auto unpacked = unpack_one(bytes, stored_limit(bytes.size(), state_depth_max));
   if (!unpacked) return corrupt(what, "not exactly one msgpack value within limits");
   auto fields = items_of(unpacked->get(), state_fields);
-  if (!fields) return corrupt(what, "expected an array of 7 fields");
+  if (!fields) return corrupt(what, "expected an array of 8 fields");
   auto state = decode_state_fields(*fields);
   if (!state) return state;
   if (state->heads.empty() != (state->ops == 0) || state->heads.size() > state->ops) {
@@ -761,13 +883,11 @@ constexpr std::uint32_t record_fields = 3;  // [channel, key, state]
 
 void append_canonical(const std::string& channel, const std::string& key, const RecordState& state,
                       std::vector<std::uint8_t>& out) {
-  msgpack::sbuffer buffer(256);
-  Packer pk(buffer);
+  ByteSink sink{out};
+  Packer pk(sink);
   pk.pack_array(record_fields);
   pack_text(pk, channel);
   pack_text(pk, key);
-  const auto* head = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  out.insert(out.end(), head, head + buffer.size());
   std::vector<std::uint8_t> encoded = encode_state(state);
   out.insert(out.end(), encoded.begin(), encoded.end());
 }

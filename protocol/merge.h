@@ -51,11 +51,15 @@ class Context {
   // Pointwise maximum.
   void join(const Context& other);
 
-  const std::map<PublicKey, std::uint64_t>& entries() const { return seqs_; }
+  // (origin, seq) in origin order.
+  const std::vector<std::pair<PublicKey, std::uint64_t>>& entries() const { return seqs_; }
   bool operator==(const Context&) const = default;
 
  private:
-  std::map<PublicKey, std::uint64_t> seqs_;  // no zero entries, so equal histories compare equal
+  // Sorted by origin, no zero entries, so equal histories compare equal. A record's writers are
+  // few (a station, its relay, the hub), so a sorted vector beats a tree: one allocation per
+  // copy, and every op's context is copied into its record's tails.
+  std::vector<std::pair<PublicKey, std::uint64_t>> seqs_;
 };
 
 // A dep of an op as context_of() needs it: the dep's dot and the dep's own context.
@@ -127,8 +131,9 @@ struct RegisterWrite {
 // The frontier of a register: its concurrent latest writes, by dot. More than one is a conflict.
 using Register = std::map<Dot, RegisterWrite>;
 
-// element (canonical msgpack) -> the adds of it that no applied del has seen; never empty.
-using OrSet = std::map<std::vector<std::uint8_t>, std::map<Dot, OpId>>;
+// element (canonical msgpack) -> the adds of it that no applied del has seen, each named by its
+// op's dot (storage refuses forks, so a dot names one op); never empty.
+using OrSet = std::map<std::vector<std::uint8_t>, std::set<Dot>>;
 
 struct RecordState {
   std::map<Dot, OpId> heads;                     // applied ops no other applied op has seen
@@ -144,7 +149,8 @@ struct RecordState {
 // causal order (see the file comment); a state and context that break that order abort.
 void apply(RecordState& state, const MergeOp& x, const Context& cx);
 
-// Canonical msgpack: equal states give equal bytes.
+// Canonical msgpack: equal states give equal bytes. Each origin the state names is written once,
+// in a table that the heads, writes and tags refer to by index (docs/merge.md).
 std::vector<std::uint8_t> encode_state(const RecordState& state);
 
 // Strict: Errc::corrupt for anything encode_state() would not have written. Allocation is

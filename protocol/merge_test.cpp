@@ -529,7 +529,7 @@ TEST_CASE("an add concurrent with a del survives it", "[merge]") {
     REQUIRE(s.sets.at("tags").size() == 1);
     const auto& tags = s.sets.at("tags").at(int_value(1));
     CHECK(tags.size() == 1);
-    CHECK(tags.begin()->first == h.at(b1).merge.dot());
+    CHECK(*tags.begin() == h.at(b1).merge.dot());
   }
 }
 
@@ -540,7 +540,7 @@ TEST_CASE("an op's own add survives its own del", "[merge]") {
   RecordState s = h.fold({a1, a2});
   const auto& tags = s.sets.at("tags").at(int_value(1));
   CHECK(tags.size() == 1);
-  CHECK(tags.begin()->second == h.at(a2).op.id());
+  CHECK(*tags.begin() == h.at(a2).merge.dot());
 }
 
 // ---- Encoding ----
@@ -618,10 +618,10 @@ TEST_CASE("decode_state refuses what encode_state would not write", "[merge]") {
     auto decoded = ferry::decode_state(bytes);
     return !decoded && decoded.error().code == Errc::corrupt;
   };
-  // [version, ops, hlc, heads, registers, counters, sets]
+  // [version, ops, hlc, origins, heads, registers, counters, sets]; heads() writes the last two
   auto state = [](std::uint64_t version, std::uint64_t ops, auto&& heads) {
     return packed([&](Packer& pk) {
-      pk.pack_array(7);
+      pk.pack_array(8);
       pk.pack_uint64(version);
       pk.pack_uint64(ops);
       pk.pack_uint64(0);
@@ -631,27 +631,46 @@ TEST_CASE("decode_state refuses what encode_state would not write", "[merge]") {
       pk.pack_array(0);
     });
   };
-  auto no_heads = [](Packer& pk) { pk.pack_array(0); };
-  CHECK_FALSE(refuses(state(1, 0, no_heads)));
-  CHECK(refuses(state(2, 0, no_heads)));  // an unknown version
-  CHECK(refuses(state(1, 1, no_heads)));  // ops without heads
-  Bytes long_form = state(1, 0, no_heads);
-  long_form[1] = 0xcc;  // version 1 as uint8 is not canonical
-  long_form.insert(long_form.begin() + 2, 0x01);
+  auto no_heads = [](Packer& pk) {
+    pk.pack_array(0);  // origins
+    pk.pack_array(0);  // heads
+  };
+  CHECK_FALSE(refuses(state(2, 0, no_heads)));
+  CHECK(refuses(state(1, 0, no_heads)));  // version 1 (full origins everywhere) is not read
+  CHECK(refuses(state(3, 0, no_heads)));  // an unknown version
+  CHECK(refuses(state(2, 1, no_heads)));  // ops without heads
+  Bytes long_form = state(2, 0, no_heads);
+  long_form[1] = 0xcc;  // version 2 as uint8 is not canonical
+  long_form.insert(long_form.begin() + 2, 0x02);
   CHECK(refuses(long_form));
   // A declared size past the input is refused before anything that size is allocated.
-  CHECK(refuses(Bytes{0x97, 0x01, 0x00, 0x00, 0xdd, 0xff, 0xff, 0xff, 0xff}));
+  CHECK(refuses(Bytes{0x98, 0x02, 0x00, 0x00, 0xdd, 0xff, 0xff, 0xff, 0xff}));
+  // Two origins in ascending order, as the table keeps them.
+  const PublicKey a = std::min(origin_key(0x11), origin_key(0x22));
+  const PublicKey b = std::max(origin_key(0x11), origin_key(0x22));
+  auto heads_of = [](std::vector<PublicKey> origins,
+                     std::vector<std::pair<std::uint64_t, std::uint64_t>> heads) {
+    return [origins, heads](Packer& pk) {
+      pk.pack_array(static_cast<std::uint32_t>(origins.size()));
+      for (const PublicKey& o : origins) pack_bin(pk, o);
+      pk.pack_array(static_cast<std::uint32_t>(heads.size()));
+      for (const auto& [index, seq] : heads) {
+        pk.pack_array(3);
+        pk.pack_uint64(index);
+        pk.pack_uint64(seq);
+        pack_bin(pk, origin_key(0x33));  // the head's id
+      }
+    };
+  };
+  CHECK_FALSE(refuses(state(2, 1, heads_of({a}, {{0, 1}}))));
+  CHECK_FALSE(refuses(state(2, 2, heads_of({a, b}, {{0, 1}, {1, 1}}))));
   // Two heads of one origin cannot both be maximal.
-  PublicKey a = origin_key(0x11);
-  CHECK(refuses(state(1, 2, [&](Packer& pk) {
-    pk.pack_array(2);
-    for (std::uint64_t seq : {std::uint64_t{1}, std::uint64_t{2}}) {
-      pk.pack_array(3);
-      pack_bin(pk, a);
-      pk.pack_uint64(seq);
-      pack_bin(pk, a);
-    }
-  })));
+  CHECK(refuses(state(2, 2, heads_of({a}, {{0, 1}, {0, 2}}))));
+  // An index past the origin table; an origin no dot names; origins out of order or twice.
+  CHECK(refuses(state(2, 1, heads_of({a}, {{1, 1}}))));
+  CHECK(refuses(state(2, 1, heads_of({a, b}, {{0, 1}}))));
+  CHECK(refuses(state(2, 2, heads_of({b, a}, {{0, 1}, {1, 1}}))));
+  CHECK(refuses(state(2, 1, heads_of({a, a}, {{0, 1}}))));
 }
 
 TEST_CASE("contexts round trip and refuse bytes the encoder would not write", "[merge]") {
@@ -803,7 +822,7 @@ RecordState model_state(const History& h) {
           auto d = o.dels.find(field);
           return d != o.dels.end() && d->second.count(e) > 0;
         };
-        if (!seen_by_other(i, deletes)) s.sets[field][e].emplace(m.dot(), m.id);
+        if (!seen_by_other(i, deletes)) s.sets[field][e].insert(m.dot());
       }
     }
   }

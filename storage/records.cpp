@@ -1,15 +1,19 @@
 #include "storage/records.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "protocol/unpack.h"
 #include "storage/schema.h"
 
 namespace ferry::storage {
 
 struct Records::Statements {
   Statement find_record;
-  Statement upsert_record;
+  Statement update_record;
+  Statement insert_record;
   Statement dep_info;
   Statement set_folded;
   Statement set_record;
@@ -21,6 +25,8 @@ struct Records::Statements {
   Statement tail_at;
   Statement conflicted;
   Statement all_records;
+  Statement feed_by_origin;
+  Statement feed_by_id;
 };
 
 namespace {
@@ -37,24 +43,16 @@ tl::unexpected<Error> damaged(const std::string& what) {
   return fail(Errc::corrupt, "record store: " + what + " is damaged");
 }
 
-void pack_bytes(msgpack::packer<msgpack::sbuffer>& pk, std::span<const std::uint8_t> bytes) {
-  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()),
-                   static_cast<std::uint32_t>(bytes.size()));
-}
-
-// [[origin (bin 32), seq], ...] in origin order. The tails' ids and contexts are not kept here:
-// each tail is the op at (origin, channel, seq), whose row holds both, and they would make the
-// record row rewritten with every batch much larger.
-template <class Tails>
-std::vector<std::uint8_t> encode_tails(const Tails& tails) {
+// [[feed_id, seq], ...]: how the store writes contexts and tails.
+std::vector<std::uint8_t> pack_feed_seqs(
+    std::span<const std::pair<std::int64_t, std::uint64_t>> entries) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_array(static_cast<std::uint32_t>(tails.size()));
-  for (const auto& [origin, tail] : tails) {
+  pk.pack_array(static_cast<std::uint32_t>(entries.size()));
+  for (const auto& [feed_id, seq] : entries) {
     pk.pack_array(2);
-    pack_bytes(pk, origin);
-    pk.pack_uint64(tail.seq);
+    pk.pack_int64(feed_id);
+    pk.pack_uint64(seq);
   }
   const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
   return {data, data + buffer.size()};
@@ -75,9 +73,9 @@ Result<std::unique_ptr<Records>> Records::open(Database& db) {
 Result<void> Records::prepare() {
   std::vector<std::string> sql = {
       "SELECT record_id, state, tails FROM records WHERE channel = ?1 AND key = ?2",
+      "UPDATE records SET state = ?2, tails = ?3, conflicts = ?4 WHERE record_id = ?1",
       "INSERT INTO records (record_id, channel, key, state, tails, conflicts) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (record_id) DO UPDATE SET "
-      "state = excluded.state, tails = excluded.tails, conflicts = excluded.conflicts",
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
       "SELECT o.record_id, o.context, o.seq, f.origin FROM ops o JOIN feeds f USING (feed_id) "
       "WHERE o.id_prefix = ?1 AND o.id = ?2",
       "UPDATE ops SET record_id = ?1, context = ?2 WHERE arrival = ?3",
@@ -89,10 +87,11 @@ Result<void> Records::prepare() {
       "WHERE p.record_id = ?1 AND p.origin = ?2 AND p.seq < ?3 ORDER BY p.seq DESC LIMIT 1",
       "SELECT arrival FROM merge_pending WHERE waits_for = ?1 ORDER BY arrival",
       "SELECT envelope FROM ops WHERE arrival = ?1",
-      "SELECT o.id, o.record_id, o.context FROM ops o JOIN feeds f USING (feed_id) "
-      "WHERE f.origin = ?1 AND f.channel = ?2 AND o.seq = ?3",
+      "SELECT id, record_id, context FROM ops WHERE feed_id = ?1 AND seq = ?2",
       "SELECT channel, key FROM records WHERE conflicts > 0 ORDER BY channel, key LIMIT ?1",
       "SELECT channel, key, state FROM records ORDER BY channel, key",
+      "SELECT feed_id FROM feeds WHERE origin = ?1 AND channel = ?2",
+      "SELECT origin, channel FROM feeds WHERE feed_id = ?1",
   };
   std::vector<Statement> prepared;
   for (const std::string& s : sql) {
@@ -105,7 +104,8 @@ Result<void> Records::prepare() {
                      std::move(prepared[3]), std::move(prepared[4]), std::move(prepared[5]),
                      std::move(prepared[6]), std::move(prepared[7]), std::move(prepared[8]),
                      std::move(prepared[9]), std::move(prepared[10]), std::move(prepared[11]),
-                     std::move(prepared[12])});
+                     std::move(prepared[12]), std::move(prepared[13]), std::move(prepared[14]),
+                     std::move(prepared[15])});
   return {};
 }
 
@@ -121,12 +121,16 @@ Result<void> Records::reload_counts() {
 
 Result<Records::Cached*> Records::load(const std::string& channel, const std::string& key,
                                        bool create) {
+  // Looked up by views: a cache hit (most ops) copies neither string.
+  if (auto it = cache_.find(std::make_pair(std::string_view(channel), std::string_view(key)));
+      it != cache_.end()) {
+    return &it->second;
+  }
   auto name = std::make_pair(channel, key);
-  if (auto it = cache_.find(name); it != cache_.end()) return &it->second;
   Statement& stmt = stmts_->find_record;
   auto row = stmt.bind(1, channel).bind(2, key).step();
   if (!row) return tl::unexpected(row.error());
-  Cached record{0, channel, key, {}, {}, false};
+  Cached record{0, channel, key, {}, {}, false, {}};
   if (*row) {
     record.record_id = stmt.column_int(0);
     auto state = decode_state(stmt.column_blob(1));
@@ -135,45 +139,27 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
       return damaged("the state of record " + key + " in " + channel);
     }
     record.state = std::move(*state);
-    // Tails: [[origin, seq], ...]; their ids and contexts are read from their ops' rows below.
-    auto tails_bytes = stmt.column_blob(2);
-    try {
-      auto handle =
-          msgpack::unpack(reinterpret_cast<const char*>(tails_bytes.data()), tails_bytes.size());
-      const msgpack::object& o = handle.get();
-      if (o.type != msgpack::type::ARRAY) throw msgpack::type_error();
-      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-        const msgpack::object& t = o.via.array.ptr[i];
-        if (t.type != msgpack::type::ARRAY || t.via.array.size != 2 ||
-            t.via.array.ptr[0].type != msgpack::type::BIN ||
-            t.via.array.ptr[0].via.bin.size != public_key_bytes ||
-            t.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) {
-          throw msgpack::type_error();
-        }
-        const msgpack::object_bin& origin = t.via.array.ptr[0].via.bin;
-        record.tails[array_of<public_key_bytes>(std::span<const std::uint8_t>(
-            reinterpret_cast<const std::uint8_t*>(origin.ptr), origin.size))] =
-            Tail{t.via.array.ptr[1].via.u64, OpId{}, Context{}};
-      }
-    } catch (const std::exception&) {
-      stmt.reset();
-      return damaged("the tails of record " + key + " in " + channel);
-    }
+    // Tails: [[feed_id, seq], ...]; their ids and contexts are read from their ops' rows.
+    const auto tails_bytes = stmt.column_blob(2);
+    auto tails =
+        decode_by_feed(record, tails_bytes, "the tails of record " + key + " in " + channel);
     stmt.reset();
-    for (auto& [origin, tail] : record.tails) {
+    if (!tails) return tl::unexpected(tails.error());
+    for (const FeedEntry& entry : *tails) {
       Statement& at = stmts_->tail_at;
-      auto found = at.bind(1, bytes_of(origin))
-                       .bind(2, channel)
-                       .bind(3, static_cast<std::int64_t>(tail.seq))
-                       .step();
+      auto found = at.bind(1, entry.feed_id).bind(2, static_cast<std::int64_t>(entry.seq)).step();
       if (!found) return tl::unexpected(found.error());
-      auto context = *found ? decode_context(at.column_blob(2)) : Result<Context>{};
       bool held = *found && at.column_int(1) == record.record_id && !at.column_blob(2).empty() &&
                   at.column_blob(0).size() == digest_bytes;
-      if (held) tail.id = array_of<digest_bytes>(at.column_blob(0));
+      if (!held) {
+        at.reset();
+        return damaged("the tails of record " + key + " in " + channel);
+      }
+      auto context = stored_context(record, at.column_blob(2));
+      OpId id = array_of<digest_bytes>(at.column_blob(0));
       at.reset();
-      if (!held || !context) return damaged("the tails of record " + key + " in " + channel);
-      tail.context = std::move(*context);
+      if (!context) return tl::unexpected(context.error());
+      record.tails[entry.origin] = Tail{entry.seq, id, std::move(*context)};
     }
     return &cache_.emplace(std::move(name), std::move(record)).first->second;
   } else if (create) {
@@ -187,7 +173,93 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
   return &cache_.emplace(std::move(name), std::move(record)).first->second;
 }
 
-Result<Records::Readiness> Records::readiness(const Op& op, const Cached& record) {
+Result<std::int64_t> Records::feed_id(Cached& record, const PublicKey& origin) {
+  if (auto it = record.feed_ids.find(origin); it != record.feed_ids.end()) return it->second;
+  Statement& stmt = stmts_->feed_by_origin;
+  auto row = stmt.bind(1, bytes_of(origin)).bind(2, record.channel).step();
+  if (!row) return tl::unexpected(row.error());
+  if (!*row) {
+    stmt.reset();
+    return damaged("the feeds of channel " + record.channel);  // its ops are held, so its feed is
+  }
+  const std::int64_t id = stmt.column_int(0);
+  stmt.reset();
+  record.feed_ids.emplace(origin, id);
+  feeds_by_id_.emplace(id, FeedName{origin, record.channel});
+  return id;
+}
+
+Result<std::vector<std::uint8_t>> Records::encode_by_feed(
+    Cached& record, std::span<const std::pair<PublicKey, std::uint64_t>> entries) {
+  std::vector<std::pair<std::int64_t, std::uint64_t>> by_feed;
+  by_feed.reserve(entries.size());
+  for (const auto& [origin, seq] : entries) {
+    auto id = feed_id(record, origin);
+    if (!id) return tl::unexpected(id.error());
+    by_feed.emplace_back(*id, seq);
+  }
+  return pack_feed_seqs(by_feed);
+}
+
+Result<std::vector<Records::FeedEntry>> Records::decode_by_feed(Cached& record,
+                                                                std::span<const std::uint8_t> bytes,
+                                                                const std::string& what) {
+  // [[feed_id, seq], ...]: a container of n items takes at least n bytes.
+  const msgpack::unpack_limit limit(bytes.size(), 0, 0, 0, 0, 2);
+  auto unpacked = unpack_one(bytes, limit);
+  if (!unpacked || unpacked->get().type != msgpack::type::ARRAY) return damaged(what);
+  const msgpack::object_array& items = unpacked->get().via.array;
+  std::vector<FeedEntry> entries;
+  std::vector<std::pair<std::int64_t, std::uint64_t>> by_feed;
+  for (std::uint32_t i = 0; i < items.size; ++i) {
+    const msgpack::object& item = items.ptr[i];
+    if (item.type != msgpack::type::ARRAY || item.via.array.size != 2 ||
+        item.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
+        item.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER ||
+        item.via.array.ptr[0].via.u64 > static_cast<std::uint64_t>(INT64_MAX) ||
+        item.via.array.ptr[1].via.u64 == 0) {
+      return damaged(what);
+    }
+    const auto id = static_cast<std::int64_t>(item.via.array.ptr[0].via.u64);
+    auto feed = feeds_by_id_.find(id);
+    if (feed == feeds_by_id_.end()) {
+      Statement& stmt = stmts_->feed_by_id;
+      auto row = stmt.bind(1, id).step();
+      if (!row) return tl::unexpected(row.error());
+      if (!*row || stmt.column_blob(0).size() != public_key_bytes) {
+        stmt.reset();
+        return damaged(what);
+      }
+      FeedName name{array_of<public_key_bytes>(stmt.column_blob(0)),
+                    std::string(stmt.column_text(1))};
+      stmt.reset();
+      feed = feeds_by_id_.emplace(id, std::move(name)).first;
+    }
+    // Every entry a feed of the record's channel, in ascending origin order.
+    if (feed->second.channel != record.channel ||
+        (!entries.empty() && !(entries.back().origin < feed->second.origin))) {
+      return damaged(what);
+    }
+    record.feed_ids.emplace(feed->second.origin, id);
+    entries.push_back(FeedEntry{id, feed->second.origin, item.via.array.ptr[1].via.u64});
+    by_feed.emplace_back(id, entries.back().seq);
+  }
+  // Re-encoding catches the long forms the encoder never writes.
+  std::vector<std::uint8_t> again = pack_feed_seqs(by_feed);
+  if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) return damaged(what);
+  return entries;
+}
+
+Result<Context> Records::stored_context(Cached& record, std::span<const std::uint8_t> bytes) {
+  auto entries = decode_by_feed(
+      record, bytes, "the context of an op in record " + record.key + " in " + record.channel);
+  if (!entries) return tl::unexpected(entries.error());
+  Context context;
+  for (const FeedEntry& entry : *entries) context.raise(entry.origin, entry.seq);
+  return context;
+}
+
+Result<Records::Readiness> Records::readiness(const Op& op, Cached& record) {
   const OpHeader& h = op.header();
   std::vector<DepContext> deps;
   for (const OpId& dep : h.deps) {
@@ -217,11 +289,11 @@ Result<Records::Readiness> Records::readiness(const Op& op, const Cached& record
       stmt.reset();
       return Readiness{std::nullopt, {dep}};
     }
-    auto context = decode_context(stmt.column_blob(1));
+    auto context = stored_context(record, stmt.column_blob(1));
     Dot dot{array_of<public_key_bytes>(stmt.column_blob(3)),
             static_cast<std::uint64_t>(stmt.column_int(2))};
     stmt.reset();
-    if (!context) return damaged("the context of a dep");
+    if (!context) return tl::unexpected(context.error());
     deps.push_back(DepContext{dot, std::move(*context)});
   }
   if (pending_count_ > 0) {  // an earlier op of this origin in this record must be folded first
@@ -245,10 +317,10 @@ Result<Records::Readiness> Records::readiness(const Op& op, const Cached& record
   return Readiness{context_of(h.origin, h.seq, deps), {}};
 }
 
-void Records::apply_to(Cached& record, const Op& op, const Context& context) {
+void Records::apply_to(Cached& record, const Op& op, Context context) {
   const OpHeader& h = op.header();
   apply(record.state, merge_op_of(op), context);
-  record.tails[h.origin] = Tail{h.seq, op.id(), context};
+  record.tails[h.origin] = Tail{h.seq, op.id(), std::move(context)};
   record.dirty = true;
   changed_ = true;
 }
@@ -262,8 +334,10 @@ Result<Placement> Records::place(const Op& op) {
   if (!ready) return tl::unexpected(ready.error());
   Placement placement{r.record_id, std::nullopt, {}};
   if (ready->context) {
-    apply_to(r, op, *ready->context);
-    placement.context = encode_context(*ready->context);
+    auto encoded = encode_by_feed(r, ready->context->entries());
+    if (!encoded) return tl::unexpected(encoded.error());
+    placement.context = std::move(*encoded);
+    apply_to(r, op, std::move(*ready->context));
   } else {
     FERRY_ASSERT(ready->waits.size() == 1);
     placement.waits_for = ready->waits.front();
@@ -370,14 +444,29 @@ Result<void> Records::flush() {
     if (!r.dirty) continue;
     auto conflicting = std::ranges::count_if(
         r.state.registers, [](const auto& field) { return field.second.size() > 1; });
-    auto written = stmts_->upsert_record.bind(1, r.record_id)
-                       .bind(2, r.channel)
-                       .bind(3, r.key)
-                       .bind(4, encode_state(r.state))
-                       .bind(5, encode_tails(r.tails))
-                       .bind(6, static_cast<std::int64_t>(conflicting))
+    std::vector<std::pair<PublicKey, std::uint64_t>> tail_seqs;
+    for (const auto& [origin, tail] : r.tails) tail_seqs.emplace_back(origin, tail.seq);
+    auto tails = encode_by_feed(r, tail_seqs);
+    if (!tails) return tl::unexpected(tails.error());
+    const std::vector<std::uint8_t> state = encode_state(r.state);
+    // Most dirty records have a row already: an UPDATE by record_id spares the (channel, key)
+    // index the probe an upsert makes. A new record's row is inserted.
+    auto updated = stmts_->update_record.bind(1, r.record_id)
+                       .bind(2, state)
+                       .bind(3, *tails)
+                       .bind(4, static_cast<std::int64_t>(conflicting))
                        .run();
-    if (!written) return written;
+    if (!updated) return updated;
+    if (sqlite3_changes(db_.handle()) == 0) {
+      auto inserted = stmts_->insert_record.bind(1, r.record_id)
+                          .bind(2, r.channel)
+                          .bind(3, r.key)
+                          .bind(4, state)
+                          .bind(5, *tails)
+                          .bind(6, static_cast<std::int64_t>(conflicting))
+                          .run();
+      if (!inserted) return inserted;
+    }
     r.dirty = false;
   }
   // Clean records stay for the next batches; the cache is bounded by emptying it when full.
@@ -387,6 +476,7 @@ Result<void> Records::flush() {
 
 void Records::discard() {
   cache_.clear();
+  feeds_by_id_.clear();
   changed_ = true;
   // The counters moved with what rolled back; the database still knows the truth. Should even
   // that read fail, the next fold works from counts that are at worst too high: a pending check
@@ -462,6 +552,7 @@ Result<std::pair<Digest, std::map<std::string, Digest>>> Records::digests() {
 
 Result<void> Records::clear() {
   cache_.clear();
+  feeds_by_id_.clear();
   for (const char* sql : {"DELETE FROM records", "DELETE FROM merge_pending",
                           "UPDATE ops SET record_id = NULL, context = NULL"}) {
     if (auto done = db_.exec(sql); !done) return done;

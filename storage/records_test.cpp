@@ -231,6 +231,48 @@ TEST_CASE("a store that did not merge folds its ops at the next open") {
   CHECK(store->digests().value().node == merged_elsewhere.node);
 }
 
+TEST_CASE("records of an older state format are folded again at the next open") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  Writers w(2);
+  auto a = w.write(0, "station/huaniao", "case/HN-4", 100, {}, set_body("status", "filed"));
+  auto b =
+      w.write(1, "station/huaniao", "case/HN-4", 200, {a.op.id()}, set_body("status", "approved"));
+  Digests before;
+  {
+    auto store = open_store(dir, wall);
+    ingest_all(*store, {a, b});
+    before = store->digests().value();
+  }
+  {
+    // What a store of schema 3 holds: states in format 1, which this build does not read.
+    auto db = Database::open(dir.file(database_file_name), false);
+    REQUIRE(db);
+    auto old_state = packed([](Packer& pk) {
+      pk.pack_array(7);
+      pk.pack_uint64(1);  // format 1
+      pk.pack_uint64(2);
+      for (int i = 0; i < 5; ++i) pk.pack_array(0);
+    });
+    auto stmt = db->prepare("UPDATE records SET state = ?1");
+    REQUIRE(stmt);
+    REQUIRE(stmt->bind(1, old_state).run());
+    // ... and contexts that name origins in full, not by feed.
+    Context old_context;
+    old_context.raise(a.op.header().origin, 1);
+    auto contexts = db->prepare("UPDATE ops SET context = ?1 WHERE context IS NOT NULL");
+    REQUIRE(contexts);
+    REQUIRE(contexts->bind(1, encode_context(old_context)).run());
+    REQUIRE(db->exec("PRAGMA user_version = 3"));
+  }
+  auto store = open_store(dir, wall);
+  auto record = store->record("station/huaniao", "case/HN-4");
+  REQUIRE(record);
+  CHECK(field_value(record->state, "status") == "approved");
+  CHECK(record->state.ops == 2);
+  CHECK(store->digests().value().node == before.node);
+}
+
 // ---- The same ops in any order give the same records ----
 
 namespace {

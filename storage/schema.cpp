@@ -7,7 +7,7 @@ namespace ferry::storage {
 namespace {
 
 // Append only: a migration that has shipped is never edited, the next one corrects it.
-constexpr std::array<const char*, 3> migrations = {
+constexpr std::array<const char*, 4> migrations = {
     // 1: feeds and ops. arrival is the local arrival cursor: ops are never deleted, so the rowid
     // (max + 1) only grows and AUTOINCREMENT's extra page write per commit is not needed. An id
     // is the hash of an envelope that names its feed and seq, so UNIQUE (feed_id, seq) already
@@ -91,6 +91,12 @@ CREATE TABLE receipts (
   receipt INTEGER NOT NULL REFERENCES ops (arrival),
   PRIMARY KEY (feed_id, through)
 ) WITHOUT ROWID;
+)sql",
+    // 4: record states in format 2 (protocol/merge.h encode_state: one table of origins that
+    // dots name by index; OR-set tags without ids). States of format 1 are not read: every record
+    // is folded again from its ops by a rebuild at the next open.
+    R"sql(
+INSERT OR REPLACE INTO meta (name, value) SELECT 'records_stale', 1 WHERE EXISTS (SELECT 1 FROM ops);
 )sql",
 };
 

@@ -3,10 +3,13 @@
 //
 // It makes a history in memory first (bench/merge/history.h: by default 100,000 signed ops of 4
 // origins over 1,000 records of one channel, with real merge parts and deps, and concurrent
-// writes), untimed. Then it ingests all of it with OpStore::ingest, in batches (default 1,024),
-// into a fresh store with StoreOptions::merge_records off (the baseline: verify, chain check,
-// insert, commit) and into another fresh store with it on (the same, plus the merge in the same
-// transaction), and times only the ingest calls. After each run it checks what the store holds;
+// writes), untimed. Then it ingests all of it, in batches (default 1,024), into a fresh store
+// with StoreOptions::merge_records off (the baseline: verify, chain check, insert, commit) and
+// into another fresh store with it on (the same, plus the merge in the same transaction). By
+// default it ingests as ferryd stores a peer's batches: a SigningPool verifies the next batches
+// while OpStore::ingest_verified stores one, and the whole pipeline is timed; --verify inline
+// calls OpStore::ingest (verify, then store) and times only those calls. After each run it
+// checks what the store holds;
 // after the merged run also that nothing is pending, that every record and the digests equal the
 // generator's in-memory fold, and that rebuild_records() reaches the same digests. A failed check
 // or any error ends the run with exit status 1 (2 for bad arguments); a missed goal does not:
@@ -20,7 +23,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
+#include <future>
 #include <limits>
 #include <memory>
 #include <span>
@@ -32,10 +37,12 @@
 
 #include "bench/merge/history.h"
 #include "bench/support/bench_support.h"
+#include "protocol/batch_signer.h"
 #include "protocol/error.h"
 #include "protocol/hex.h"
 #include "protocol/hlc.h"
 #include "protocol/merge.h"
+#include "protocol/node_key.h"
 #include "protocol/op.h"
 #include "storage/op_store.h"
 
@@ -62,6 +69,9 @@ constexpr std::uint64_t rounds_default = 1;
 constexpr std::uint64_t rounds_ceiling = 10;
 constexpr std::uint64_t seed_default = 20'261'129;
 constexpr std::size_t sign_threads = 2;
+// --verify background: batches handed to the pool ahead of the one being stored (ferryd allows
+// a peer up to verifying_batches_max = 64; a few keep both cores busy here).
+constexpr std::size_t verify_ahead = 4;
 // The goal: the merge adds at most 30% to the time of a plain ingest.
 constexpr double goal_added = 0.30;
 
@@ -75,7 +85,8 @@ struct MergeOptions {
   std::uint64_t batch = batch_default;
   std::uint64_t rounds = rounds_default;
   std::uint64_t seed = seed_default;
-  bool feed_order = false;  // --order feeds: feed by feed, as a catch-up sync sends
+  bool feed_order = false;     // --order feeds: feed by feed, as a catch-up sync sends
+  bool verify_inline = false;  // --verify inline: OpStore::ingest verifies, then stores
   bool help = false;
 };
 
@@ -116,6 +127,15 @@ Result<MergeOptions> parse_merge_options(std::span<char*> args) {
       out.feed_order = order == "feeds";
       return true;
     }
+    if (name == "--verify") {
+      const std::string_view verify = value;
+      if (verify != "background" && verify != "inline") {
+        return fail(Errc::malformed,
+                    "--verify wants background or inline, not " + std::string(verify));
+      }
+      out.verify_inline = verify == "inline";
+      return true;
+    }
     for (const CountOption& option : counts) {
       if (name != option.name) continue;
       auto n = parse_count(name, value, option.low, option.high);
@@ -149,7 +169,26 @@ std::string load_average() {
 }
 
 // Times only the ingest calls; every op of every batch must be stored.
-Result<Measurement> ingest_all(OpStore& store, std::span<const SignedOp> ops, std::size_t batch) {
+// Every op of the batch at `first` was stored, none rejected or already held.
+Result<void> check_batch(const Result<ferry::storage::IngestReport>& report, std::size_t first,
+                         std::size_t size) {
+  if (!report) return tl::unexpected(report.error());
+  if (!report->rejected.empty()) {
+    const auto& r = report->rejected.front();
+    return check_failed("op " + std::to_string(first + r.index) +
+                        " was rejected: " + ferry::to_string(r.error));
+  }
+  if (report->stored != size || report->duplicates != 0) {
+    return check_failed("the batch at op " + std::to_string(first) + " stored " +
+                        std::to_string(report->stored) + " of " + std::to_string(size));
+  }
+  return {};
+}
+
+// --verify inline: OpStore::ingest verifies each batch's signatures (on sign_threads threads)
+// and then stores it; only the ingest calls are timed.
+Result<Measurement> ingest_inline(OpStore& store, std::span<const SignedOp> ops,
+                                  std::size_t batch) {
   Measurement m;
   Clock::duration busy{};
   for (std::size_t first = 0; first < ops.size(); first += batch) {
@@ -157,19 +196,48 @@ Result<Measurement> ingest_all(OpStore& store, std::span<const SignedOp> ops, st
     const Clock::time_point start = Clock::now();
     auto report = store.ingest(part);
     busy += Clock::now() - start;
-    if (!report) return tl::unexpected(report.error());
-    if (!report->rejected.empty()) {
-      const auto& r = report->rejected.front();
-      return check_failed("op " + std::to_string(first + r.index) +
-                          " was rejected: " + ferry::to_string(r.error));
-    }
-    if (report->stored != part.size() || report->duplicates != 0) {
-      return check_failed("the batch at op " + std::to_string(first) + " stored " +
-                          std::to_string(report->stored) + " of " + std::to_string(part.size()));
+    if (auto checked = check_batch(report, first, part.size()); !checked) {
+      return tl::unexpected(checked.error());
     }
     m.ops += part.size();
   }
   m.elapsed = std::chrono::duration_cast<Seconds>(busy);
+  FERRY_ASSERT(m.elapsed.count() > 0);
+  return m;
+}
+
+// --verify background (the default): as ferryd stores a peer's batches (docs/protocol.md,
+// "Receiving"). A SigningPool of sign_threads threads verifies the next batches, up to
+// verify_ahead of them, while this thread stores the oldest verified one with ingest_verified.
+// The batches are copied into the shared vectors the pool wants before the clock starts; the
+// time runs from the first batch handed to the pool until the last one is committed.
+Result<Measurement> ingest_background(OpStore& store, std::span<const SignedOp> ops,
+                                      std::size_t batch) {
+  std::vector<std::shared_ptr<const std::vector<SignedOp>>> batches;
+  for (std::size_t first = 0; first < ops.size(); first += batch) {
+    const auto part = ops.subspan(first, std::min(batch, ops.size() - first));
+    batches.push_back(std::make_shared<const std::vector<SignedOp>>(part.begin(), part.end()));
+  }
+  const ferry::NodeKey key = ferry::NodeKey::generate();  // the pool signs nothing here
+  ferry::SigningPool pool(key, sign_threads);
+  std::deque<std::future<std::vector<Result<void>>>> verifying;
+  std::size_t handed = 0;
+  Measurement m;
+  const Clock::time_point start = Clock::now();
+  for (std::size_t next = 0; next < batches.size(); ++next) {
+    while (handed < batches.size() && handed < next + verify_ahead) {
+      verifying.push_back(pool.verify(batches[handed++], {}));
+    }
+    std::vector<Result<void>> verified = verifying.front().get();
+    verifying.pop_front();
+    const std::vector<SignedOp>& part = *batches[next];
+    auto report = store.ingest_verified(part, verified, ferry::storage::IngestMode::keep_good);
+    if (auto checked = check_batch(report, next * batch, part.size()); !checked) {
+      return tl::unexpected(checked.error());  // the pool finishes what it holds, then joins
+    }
+    m.ops += part.size();
+  }
+  m.elapsed = std::chrono::duration_cast<Seconds>(Clock::now() - start);
   FERRY_ASSERT(m.elapsed.count() > 0);
   return m;
 }
@@ -251,7 +319,8 @@ Result<Measurement> measure(const MergeOptions& options, const History& history,
     store_options.merge_records = merge;
     auto store = OpStore::open(dir->path(), wall, store_options);
     if (!store) return tl::unexpected(store.error());
-    auto m = ingest_all(**store, ops, options.batch);
+    auto m = options.verify_inline ? ingest_inline(**store, ops, options.batch)
+                                   : ingest_background(**store, ops, options.batch);
     if (!m) return m;
     if (auto feeds = check_feeds(**store, history); !feeds) return tl::unexpected(feeds.error());
     if (!merge) return m;
@@ -330,7 +399,8 @@ void print_history(const History& h, const MergeOptions& options) {
       per_second(n, s.fold_time));
 }
 
-void print_report(const std::vector<Round>& rounds, Seconds verify, std::uint64_t ops) {
+void print_report(const std::vector<Round>& rounds, Seconds verify, std::uint64_t ops,
+                  bool verify_inline) {
   print_table_header();
   Seconds plain{}, merged{}, rebuild{};
   std::uint64_t counted = 0;
@@ -350,15 +420,22 @@ void print_report(const std::vector<Round>& rounds, Seconds verify, std::uint64_
               per_second(counted, merged));
   std::printf("merge adds %.1f%% to the time of a plain ingest (%.2f s over %.2f s)\n",
               100.0 * added, (merged - plain).count(), plain.count());
-  // Verification was timed apart from the ingests, so this split is only an estimate.
-  const Seconds rest = plain - verify_all;
-  std::printf("  signature verification alone took %.2f s per ingest, %.0f%% of a plain one",
-              verify.count(), 100.0 * verify_all / plain);
-  if (rest > 0.1 * plain) {
-    std::printf("; of the rest (chain check, insert, commit) the merge adds about %.0f%%\n",
-                100.0 * (merged - plain) / rest);
+  if (verify_inline) {
+    // Verification was timed apart from the ingests, so this split is only an estimate.
+    const Seconds rest = plain - verify_all;
+    std::printf("  signature verification alone took %.2f s per ingest, %.0f%% of a plain one",
+                verify.count(), 100.0 * verify_all / plain);
+    if (rest > 0.1 * plain) {
+      std::printf("; of the rest (chain check, insert, commit) the merge adds about %.0f%%\n",
+                  100.0 * (merged - plain) / rest);
+    } else {
+      std::printf("; too little is left of the rest to compare the merge with it\n");
+    }
   } else {
-    std::printf("; too little is left of the rest to compare the merge with it\n");
+    std::printf(
+        "  signatures verified on the pool's %zu threads beside the stores (verifying them "
+        "all on 1 thread alone took %.2f s)\n",
+        sign_threads, verify.count());
   }
   std::printf("rebuild_records: %.0f ops/s (%.2f s per rebuild), digests equal\n",
               per_second(ops * rounds.size(), rebuild), rebuild.count() / rounds.size());
@@ -371,9 +448,11 @@ Result<int> run(const MergeOptions& options) {
   std::printf("%s: started %s, sqlite %s, %u hardware threads, load average %s\n",
               std::string(program).c_str(), utc_now().c_str(), sqlite3_libversion(),
               std::thread::hardware_concurrency(), load_average().c_str());
-  std::printf("temp parent %s, %llu ops per ingest call, %llu round(s)\n", options.dir.c_str(),
-              static_cast<unsigned long long>(options.batch),
-              static_cast<unsigned long long>(options.rounds));
+  std::printf("temp parent %s, %llu ops per ingest call, %llu round(s), verify %s\n",
+              options.dir.c_str(), static_cast<unsigned long long>(options.batch),
+              static_cast<unsigned long long>(options.rounds),
+              options.verify_inline ? "inline (OpStore::ingest)"
+                                    : "in the background (SigningPool + ingest_verified)");
   std::fflush(stdout);
   auto history = make_history(HistoryOptions{std::string(channel), options.ops,
                                              static_cast<std::uint32_t>(options.keys), options.seed,
@@ -395,7 +474,7 @@ Result<int> run(const MergeOptions& options) {
   std::printf(
       "checks: op_count, feed heads, pending 0, digests and every record equal to the "
       "in-memory fold, conflicts, rebuild_records: all passed\n\n");
-  print_report(rounds, *verify, options.ops);
+  print_report(rounds, *verify, options.ops, options.verify_inline);
   std::printf("run finished %s, load average %s, took %.1f s\n", utc_now().c_str(),
               load_average().c_str(),
               std::chrono::duration_cast<Seconds>(Clock::now() - start).count());
@@ -406,13 +485,16 @@ void print_usage() {
   std::fprintf(
       stderr,
       "usage: ferry_bench_merge [--ops N] [--keys N] [--batch N] [--rounds N] [--seed S]\n"
-      "                         [--order interleaved|feeds] [--dir PARENT]\n"
+      "                         [--order interleaved|feeds] [--verify background|inline]\n"
+      "                         [--dir PARENT]\n"
       "  --ops N       ops in the history, %llu..%llu (default %llu)\n"
       "  --keys N      records they write, 1..%llu and at most --ops (default %llu)\n"
       "  --batch N     ops per OpStore::ingest call, 1..%llu (default %llu)\n"
       "  --rounds N    plain and merged ingests to run, 1..%llu (default %llu)\n"
       "  --seed S      the history's shape (default %llu)\n"
       "  --order O     interleaved: as written (default); feeds: feed by feed\n"
+      "  --verify V    background: a pool verifies the next batches while one is stored, as\n"
+      "                ferryd does (default); inline: OpStore::ingest verifies, then stores\n"
       "  --dir PARENT  where the temp directories go (default: the system temp dir)\n",
       static_cast<unsigned long long>(ops_floor), static_cast<unsigned long long>(ops_ceiling),
       static_cast<unsigned long long>(ops_default), static_cast<unsigned long long>(keys_ceiling),
