@@ -238,25 +238,36 @@ void read_parts(const msgpack::object& body, MergeOp& out, Problems& problems) {
     problems.note("body: expected a map");
     return;
   }
-  // A part named twice is as ambiguous as a field named twice: neither copy is read.
-  std::map<std::string_view, std::vector<const msgpack::object*>> parts;
+  // A part named twice is as ambiguous as a field named twice: neither copy is read. The parts
+  // are read in name order (add, del, inc, set), which decides the problem noted first.
+  struct Part {
+    std::string_view name;
+    const msgpack::object* value = nullptr;
+    std::size_t copies = 0;
+  };
+  std::array<Part, 4> parts = {{{part_add, nullptr, 0},
+                                {part_del, nullptr, 0},
+                                {part_inc, nullptr, 0},
+                                {part_set, nullptr, 0}}};
   for (std::uint32_t i = 0; i < body.via.map.size; ++i) {
     auto name = text_of(body.via.map.ptr[i].key);
     if (!name) continue;  // not a merge part; validate_body() refuses it on its own terms
-    if (*name == part_set || *name == part_inc || *name == part_add || *name == part_del) {
-      parts[*name].push_back(&body.via.map.ptr[i].val);
+    for (Part& part : parts) {
+      if (*name != part.name) continue;
+      part.value = &body.via.map.ptr[i].val;
+      ++part.copies;
     }
   }
-  for (const auto& [name, copies] : parts) {
-    if (copies.size() > 1) {
-      problems.note("body: merge part '" + std::string(name) + "' appears twice");
+  for (const Part& part : parts) {
+    if (part.copies == 0) continue;
+    if (part.copies > 1) {
+      problems.note("body: merge part '" + std::string(part.name) + "' appears twice");
       continue;
     }
-    const msgpack::object& part = *copies.front();
-    if (name == part_set) read_sets(part, out, problems);
-    if (name == part_inc) read_incs(part, out, problems);
-    if (name == part_add) read_elements(part, part_add, out.adds, problems);
-    if (name == part_del) read_elements(part, part_del, out.dels, problems);
+    if (part.name == part_set) read_sets(*part.value, out, problems);
+    if (part.name == part_inc) read_incs(*part.value, out, problems);
+    if (part.name == part_add) read_elements(*part.value, part_add, out.adds, problems);
+    if (part.name == part_del) read_elements(*part.value, part_del, out.dels, problems);
   }
 }
 
@@ -295,16 +306,22 @@ void Context::join(const Context& other) {
   for (const auto& [origin, seq] : other.seqs_) raise(origin, seq);
 }
 
-Context context_of(const PublicKey& origin, std::uint64_t seq, std::span<const DepContext> deps) {
+void add_dep(Context& context, const Dot& dep, const Context& dep_context) {
+  context.join(dep_context);
+  context.raise(dep.origin, dep.seq);
+}
+
+void finish_context(Context& context, const PublicKey& origin, std::uint64_t seq) {
   FERRY_ASSERT(seq > 0);
-  Context context;
-  for (const DepContext& dep : deps) {
-    context.join(dep.context);
-    context.raise(dep.dot.origin, dep.dot.seq);
-  }
   context.raise(origin, seq - 1);
   // A dep that saw this very op would make history circular; the feed chain rules it out.
   FERRY_ASSERT(context.seq(origin) == seq - 1);
+}
+
+Context context_of(const PublicKey& origin, std::uint64_t seq, std::span<const DepContext> deps) {
+  Context context;
+  for (const DepContext& dep : deps) add_dep(context, dep.dot, dep.context);
+  finish_context(context, origin, seq);
   return context;
 }
 
@@ -356,11 +373,13 @@ void apply_heads(std::map<Dot, OpId>& heads, const MergeOp& x, const Context& cx
   heads.emplace(x.dot(), x.id);
 }
 
-void apply_sets(std::map<std::string, Register>& registers, const MergeOp& x, const Context& cx) {
-  for (const auto& [field, value] : x.sets) {
+// The values (and below, the added elements) are moved out of x, which apply() owns.
+void apply_sets(std::map<std::string, Register>& registers, MergeOp& x, const Context& cx) {
+  for (auto& [field, value] : x.sets) {
     Register& reg = registers[field];
     std::erase_if(reg, [&](const auto& write) { return covers(cx, write.first); });
-    bool inserted = reg.emplace(x.dot(), RegisterWrite{value, x.id, x.hlc, x.author}).second;
+    bool inserted =
+        reg.emplace(x.dot(), RegisterWrite{std::move(value), x.id, x.hlc, x.author}).second;
     FERRY_ASSERT(inserted);
   }
 }
@@ -390,15 +409,23 @@ void apply_dels(std::map<std::string, OrSet>& sets, const MergeOp& x, const Cont
   }
 }
 
-void apply_adds(std::map<std::string, OrSet>& sets, const MergeOp& x) {
-  for (const auto& [field, elements] : x.adds) {
-    for (const auto& element : elements) sets[field][element].insert(x.dot());
+void apply_adds(std::map<std::string, OrSet>& sets, MergeOp& x) {
+  for (auto& [field, elements] : x.adds) {
+    OrSet& set = sets[field];
+    while (!elements.empty()) {
+      auto element = elements.extract(elements.begin());
+      set[std::move(element.value())].insert(x.dot());
+    }
   }
 }
 
 }  // namespace
 
 void apply(RecordState& state, const MergeOp& x, const Context& cx) {
+  apply(state, MergeOp(x), cx);
+}
+
+void apply(RecordState& state, MergeOp&& x, const Context& cx) {
   FERRY_ASSERT(x.seq > 0);
   FERRY_ASSERT(!covers(cx, x.dot()));
   apply_heads(state.heads, x, cx);

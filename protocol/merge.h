@@ -74,6 +74,11 @@ struct DepContext {
 // channel among the deps, which the (origin: seq - 1) entry then duplicates harmlessly.
 Context context_of(const PublicKey& origin, std::uint64_t seq, std::span<const DepContext> deps);
 
+// context_of() in steps, for a caller that holds its deps' contexts elsewhere (and need not copy
+// them into DepContexts): add_dep() for each dep, then finish_context() for the op itself.
+void add_dep(Context& context, const Dot& dep, const Context& dep_context);
+void finish_context(Context& context, const PublicKey& origin, std::uint64_t seq);
+
 // Whether the op at dot is in the history that context describes.
 bool covers(const Context& context, const Dot& dot);
 
@@ -148,6 +153,8 @@ struct RecordState {
 // Folds op x, whose context is cx (from context_of), into the state. Each op is applied once, in
 // causal order (see the file comment); a state and context that break that order abort.
 void apply(RecordState& state, const MergeOp& x, const Context& cx);
+// The same, taking what x holds instead of copying it.
+void apply(RecordState& state, MergeOp&& x, const Context& cx);
 
 // Canonical msgpack: equal states give equal bytes. Each origin the state names is written once,
 // in a table that the heads, writes and tags refer to by index (docs/merge.md).

@@ -43,19 +43,42 @@ tl::unexpected<Error> damaged(const std::string& what) {
   return fail(Errc::corrupt, "record store: " + what + " is damaged");
 }
 
+// The smallest msgpack form of an array header and of a non-negative integer, as msgpack-c
+// writes them.
+void pack_array_header(std::vector<std::uint8_t>& out, std::size_t size) {
+  FERRY_ASSERT(size <= 0xffff);  // a record has far fewer origins
+  if (size <= 15) {
+    out.push_back(static_cast<std::uint8_t>(0x90 | size));
+  } else {
+    out.push_back(0xdc);
+    out.push_back(static_cast<std::uint8_t>(size >> 8));
+    out.push_back(static_cast<std::uint8_t>(size & 0xff));
+  }
+}
+
+void pack_uint(std::vector<std::uint8_t>& out, std::uint64_t value) {
+  if (value <= 0x7f) {
+    out.push_back(static_cast<std::uint8_t>(value));
+    return;
+  }
+  int bytes = value <= 0xff ? 1 : value <= 0xffff ? 2 : value <= 0xffffffff ? 4 : 8;
+  out.push_back(bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
 // [[feed_id, seq], ...]: how the store writes contexts and tails.
 std::vector<std::uint8_t> pack_feed_seqs(
     std::span<const std::pair<std::int64_t, std::uint64_t>> entries) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_array(static_cast<std::uint32_t>(entries.size()));
+  std::vector<std::uint8_t> out;
+  out.reserve(3 + entries.size() * 12);
+  pack_array_header(out, entries.size());
   for (const auto& [feed_id, seq] : entries) {
-    pk.pack_array(2);
-    pk.pack_int64(feed_id);
-    pk.pack_uint64(seq);
+    FERRY_ASSERT(feed_id > 0);
+    pack_array_header(out, 2);
+    pack_uint(out, static_cast<std::uint64_t>(feed_id));
+    pack_uint(out, seq);
   }
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return {data, data + buffer.size()};
+  return out;
 }
 
 }  // namespace
@@ -261,14 +284,14 @@ Result<Context> Records::stored_context(Cached& record, std::span<const std::uin
 
 Result<Records::Readiness> Records::readiness(const Op& op, Cached& record) {
   const OpHeader& h = op.header();
-  std::vector<DepContext> deps;
+  Context context;  // context_of(), built from the deps where they are found
   for (const OpId& dep : h.deps) {
     // Most deps are the latest op of their origin in this record, whose context the record's
     // tails hold: no lookup needed.
     auto tail =
         std::ranges::find_if(record.tails, [&](const auto& t) { return t.second.id == dep; });
     if (tail != record.tails.end()) {
-      deps.push_back(DepContext{Dot{tail->first, tail->second.seq}, tail->second.context});
+      add_dep(context, Dot{tail->first, tail->second.seq}, tail->second.context);
       continue;
     }
     Statement& stmt = stmts_->dep_info;
@@ -289,12 +312,12 @@ Result<Records::Readiness> Records::readiness(const Op& op, Cached& record) {
       stmt.reset();
       return Readiness{std::nullopt, {dep}};
     }
-    auto context = stored_context(record, stmt.column_blob(1));
+    auto dep_context = stored_context(record, stmt.column_blob(1));
     Dot dot{array_of<public_key_bytes>(stmt.column_blob(3)),
             static_cast<std::uint64_t>(stmt.column_int(2))};
     stmt.reset();
-    if (!context) return tl::unexpected(context.error());
-    deps.push_back(DepContext{dot, std::move(*context)});
+    if (!dep_context) return tl::unexpected(dep_context.error());
+    add_dep(context, dot, *dep_context);
   }
   if (pending_count_ > 0) {  // an earlier op of this origin in this record must be folded first
     Statement& stmt = stmts_->earlier_pending;
@@ -312,9 +335,10 @@ Result<Records::Readiness> Records::readiness(const Op& op, Cached& record) {
   }
   if (auto tail = record.tails.find(h.origin); tail != record.tails.end()) {
     FERRY_ASSERT(tail->second.seq < h.seq);  // feeds arrive in order, so tails are behind
-    deps.push_back(DepContext{Dot{h.origin, tail->second.seq}, tail->second.context});
+    add_dep(context, Dot{h.origin, tail->second.seq}, tail->second.context);
   }
-  return Readiness{context_of(h.origin, h.seq, deps), {}};
+  finish_context(context, h.origin, h.seq);
+  return Readiness{std::move(context), {}};
 }
 
 void Records::apply_to(Cached& record, const Op& op, Context context) {

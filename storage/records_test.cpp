@@ -117,6 +117,38 @@ TEST_CASE("a record is folded as its ops are stored, and kept across a reopen") 
   CHECK(other_channel.error().code == Errc::not_found);
 }
 
+TEST_CASE("a record written by many origins keeps folding after a reopen") {
+  // More origins than a msgpack fixarray holds, in the stored contexts and tails.
+  constexpr std::size_t writers = 20;
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  Writers w(writers);
+  std::vector<SignedOp> ops;
+  std::vector<OpId> seen;
+  for (std::size_t i = 0; i < writers; ++i) {
+    ops.push_back(w.write(i, "broadcast", "notice/ferry-times", 100 + i, seen,
+                          set_body("text", "sailing " + std::to_string(i))));
+    seen = {ops.back().op.id()};
+  }
+  Digests before;
+  {
+    auto store = open_store(dir, wall);
+    ingest_all(*store, std::vector<SignedOp>(ops.begin(), ops.end() - 1));
+    before = store->digests().value();
+  }
+  auto store = open_store(dir, wall);  // tails and contexts read back from the rows
+  CHECK(store->digests().value().node == before.node);
+  ingest_all(*store, {ops.back()});
+  auto record = store->record("broadcast", "notice/ferry-times");
+  REQUIRE(record);
+  CHECK(record->state.ops == writers);
+  CHECK(field_value(record->state, "text") == "sailing 19");
+  CHECK(conflicts(record->state).empty());
+  auto folded = store->digests().value();
+  REQUIRE(store->rebuild_records());
+  CHECK(store->digests().value().node == folded.node);
+}
+
 TEST_CASE("concurrent writes make a conflict that a covering write resolves") {
   test::TempDir dir;
   test::FakeWallClock wall;
