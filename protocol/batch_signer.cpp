@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <thread>
 
 namespace ferry {
@@ -134,9 +135,15 @@ void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
 
 void SigningPool::work(std::deque<Task>& from, bool background) {
   if (background) {
-    // Linux gives each thread its own nice value (setpriority on a thread id). Raising it needs
-    // no privilege; should it fail, the thread simply competes as an equal.
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), verify_thread_nice);
+    // Linux gives each thread its own nice value (setpriority on a thread id), starting from its
+    // creator's. Raising it needs no privilege; should it fail, the thread simply competes as an
+    // equal.
+    const auto tid = static_cast<id_t>(gettid());
+    errno = 0;
+    const int base = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) {
+      (void)setpriority(PRIO_PROCESS, tid, std::min(base + verify_thread_nice, nice_max));
+    }
   }
   for (;;) {
     Task task;

@@ -31,8 +31,10 @@ std::vector<SignedOp> sign_ops(std::vector<Op> ops, const NodeKey& key, std::siz
 // part of storing it).
 std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads);
 
-// How much lower the verifying threads run than the rest of the process (nice, 0-19).
+// How much lower the verifying threads run than the thread that made the pool: added to its nice
+// value, up to nice_max.
 inline constexpr int verify_thread_nice = 5;
+inline constexpr int nice_max = 19;
 
 // Fixed sets of threads that sign op ids and verify peers' ops in the background, so that a
 // caller can commit one batch while the next is being signed or verified. Each kind has

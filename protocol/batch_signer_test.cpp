@@ -1,8 +1,20 @@
 #include "protocol/batch_signer.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <msgpack.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
 
 using namespace ferry;
 
@@ -142,4 +154,56 @@ TEST_CASE("the pool signs a local batch before the peers' batches queued ahead o
   // last job had not started.
   CHECK(verifying.back().wait_for(std::chrono::seconds(0)) != std::future_status::ready);
   for (auto& f : verifying) CHECK(f.get().size() == 2000);
+}
+
+namespace {
+
+// nice value -> how many threads of this process have it, from /proc/self/task/*/stat (the
+// 19th field, counted after the command name, which may hold spaces).
+std::map<int, int> threads_by_nice() {
+  std::map<int, int> counts;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto after_name = stat.rfind(')');
+    if (after_name == std::string::npos) continue;  // the thread ended while we read
+    std::istringstream fields(stat.substr(after_name + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+      if (i == 19) ++counts[std::stoi(field)];
+    }
+  }
+  return counts;
+}
+
+}  // namespace
+
+TEST_CASE("the pool's verifying threads run at a higher nice value than its signing threads") {
+  errno = 0;
+  const int base = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  REQUIRE(errno == 0);
+  const int lowered = std::min(base + verify_thread_nice, nice_max);
+  const std::map<int, int> before = threads_by_nice();
+  NodeKey key = NodeKey::generate();
+  SigningPool pool(key, 2);
+  // The verifying threads lower themselves as they start: wait for it, within a bound.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::map<int, int> now = threads_by_nice();
+  auto added = [&](int nice) { return now[nice] - (before.count(nice) > 0 ? before.at(nice) : 0); };
+  while (added(lowered) < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    now = threads_by_nice();
+  }
+  if (lowered > base) {
+    CHECK(added(lowered) == 2);  // the verifying threads
+    CHECK(added(base) == 2);     // the signing threads, at the nice of the thread that made them
+  } else {
+    CHECK(added(base) == 4);  // run at nice 19 already: no lower to go
+  }
+  // And the pool still does both jobs.
+  auto batch = std::make_shared<const std::vector<SignedOp>>(sign_ops(make_ops(key, 8), key, 1));
+  auto verified = pool.verify(batch, {}).get();
+  CHECK(std::ranges::all_of(verified, [](const Result<void>& r) { return r.has_value(); }));
+  std::vector<Op> mine = make_ops(key, 1);
+  CHECK(verify_op(mine.front(), pool.sign({mine.front().id()}, {}).get().front()));
 }
