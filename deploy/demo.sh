@@ -37,7 +37,7 @@ packages=(
   build-essential cmake pkg-config
   libzmq3-dev cppzmq-dev libsqlite3-dev libsodium-dev libmsgpack-cxx-dev libcli11-dev
   libexpected-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev libcpp-httplib-dev
-  libsystemd-dev python3 python3-zmq python3-msgpack
+  libsystemd-dev python3 python3-zmq python3-msgpack libtcmalloc-minimal4
 )
 targets=(ferryd ferryctl)
 if [ "$netns" -eq 1 ]; then

@@ -18,7 +18,7 @@ packages=(
   clang-format sqlite3 python3 python3-zmq python3-msgpack
   iproute2 nftables iptables libnetfilter-queue-dev
   libcpp-httplib-dev prometheus chromium fonts-liberation tmux
-  libsystemd-dev systemd dpkg-dev file debootstrap systemd-container
+  libsystemd-dev systemd dpkg-dev file debootstrap systemd-container libtcmalloc-minimal4
 )
 # Node.js runs the dashboard's browser test (playwright-core drives Debian's Chromium).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
