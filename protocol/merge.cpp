@@ -533,20 +533,6 @@ void pack_sets(Packer& pk, const OriginTable& table, const std::map<std::string,
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_context(const Context& context) {
-  std::vector<std::uint8_t> bytes;
-  bytes.reserve(1 + context.entries().size() * (4 + public_key_bytes + 9));
-  ByteSink sink{bytes};
-  Packer pk(sink);
-  pk.pack_array(size32(context.entries().size()));
-  for (const auto& [origin, seq] : context.entries()) {
-    pk.pack_array(entry_fields);
-    pack_bin(pk, origin);
-    pk.pack_uint64(seq);
-  }
-  return bytes;
-}
-
 std::vector<std::uint8_t> encode_state(const RecordState& state) {
   std::vector<std::uint8_t> bytes;
   bytes.reserve(1024);
@@ -614,13 +600,6 @@ std::optional<std::string> valid_text_of(const msgpack::object& o) {
   auto text = text_of(o);
   if (!text || !valid_utf8(*text)) return std::nullopt;
   return std::string(*text);
-}
-
-std::optional<Dot> dot_of(const msgpack::object& origin, const msgpack::object& seq) {
-  auto o = digest_of(origin);
-  auto s = uint_of(seq);
-  if (!o || !s || *s == 0) return std::nullopt;
-  return Dot{*o, *s};
 }
 
 // A dot of a state: its origin by index into the state's origin table.
@@ -803,27 +782,6 @@ Result<RecordState> decode_state_fields(std::span<const msgpack::object> fields)
 }
 
 }  // namespace
-
-Result<Context> decode_context(std::span<const std::uint8_t> bytes) {
-  const std::string_view what = "merge context";
-  auto unpacked = unpack_one(bytes, stored_limit(bytes.size(), 2));
-  if (!unpacked) return corrupt(what, "not exactly one msgpack value within limits");
-  auto items = items_of(unpacked->get(), std::nullopt);
-  if (!items) return corrupt(what, "expected an array");
-  Context context;
-  for (const msgpack::object& item : *items) {
-    auto pair = items_of(item, entry_fields);
-    auto dot = pair ? dot_of((*pair)[0], (*pair)[1]) : std::nullopt;
-    if (!dot) return corrupt(what, "expected [origin, seq > 0]");
-    context.raise(dot->origin, dot->seq);
-  }
-  // Re-encoding catches all the encoder never writes: unsorted or repeated origins, long forms.
-  std::vector<std::uint8_t> again = encode_context(context);
-  if (!std::equal(again.begin(), again.end(), bytes.begin(), bytes.end())) {
-    return corrupt(what, "not in canonical form");
-  }
-  return context;
-}
 
 Result<RecordState> decode_state(std::span<const std::uint8_t> bytes) {
   const std::string_view what = "merge state";

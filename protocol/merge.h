@@ -3,11 +3,12 @@
 // Pure code with no I/O. The state of a record is a pure function of the set of its ops that
 // were applied, whatever the order, provided the caller delivers ops causally: apply() an op
 // only after all its deps and all earlier ops of its origin in the same record. storage/ keeps
-// each op's Context and each record's RecordState in the transaction that stores the op, as the
-// bytes of encode_context() and encode_state(); their decoders answer Errc::corrupt for bytes
-// these encoders did not produce. Merging never fails on a stored op: a malformed merge part of
-// a body is ignored, always the same way; validate_merge_body() refuses such a body for submits.
-// msgpack-c's unpack errors are caught inside merge.cpp; only std::bad_alloc may escape.
+// each record's RecordState in the transaction that stores the op, as the bytes of
+// encode_state(), whose decoder answers Errc::corrupt for bytes it did not produce (each op's
+// Context is kept too, in storage's own encoding: storage/records.h). Merging never fails on a
+// stored op: a malformed merge part of a body is ignored, always the same way;
+// validate_merge_body() refuses such a body for submits. msgpack-c's unpack errors are caught
+// inside merge.cpp; only std::bad_alloc may escape.
 #pragma once
 
 #include <compare>
@@ -81,10 +82,6 @@ void finish_context(Context& context, const PublicKey& origin, std::uint64_t seq
 
 // Whether the op at dot is in the history that context describes.
 bool covers(const Context& context, const Dot& dot);
-
-// Canonical msgpack: [[origin (bin 32), seq], ...] in origin order, no zero seqs.
-std::vector<std::uint8_t> encode_context(const Context& context);
-[[nodiscard]] Result<Context> decode_context(std::span<const std::uint8_t> bytes);
 
 // ---- Values ----
 

@@ -673,35 +673,6 @@ TEST_CASE("decode_state refuses what encode_state would not write", "[merge]") {
   CHECK(refuses(state(2, 1, heads_of({a, a}, {{0, 1}}))));
 }
 
-TEST_CASE("contexts round trip and refuse bytes the encoder would not write", "[merge]") {
-  Context c;
-  c.raise(origin_key(0x11), 3);
-  c.raise(origin_key(0x22), 1);
-  Bytes encoded = ferry::encode_context(c);
-  auto decoded = ferry::decode_context(encoded);
-  REQUIRE(decoded.has_value());
-  CHECK(*decoded == c);
-  CHECK(ferry::decode_context(ferry::encode_context(Context{})).value() == Context{});
-  for (std::size_t size = 0; size < encoded.size(); ++size) {
-    auto truncated = ferry::decode_context(std::span(encoded.data(), size));
-    REQUIRE_FALSE(truncated.has_value());
-    CHECK(truncated.error().code == Errc::corrupt);
-  }
-  Bytes zero_seq = packed([&](Packer& pk) {
-    pk.pack_array(1);
-    pk.pack_array(2);
-    PublicKey a = origin_key(0x11);
-    pack_bin(pk, a);
-    pk.pack_uint64(0);
-  });
-  CHECK(ferry::decode_context(zero_seq).error().code == Errc::corrupt);
-  Bytes reversed = encoded;  // swap the two entries: no longer in origin order
-  std::size_t entry = (encoded.size() - 1) / 2;
-  std::rotate(reversed.begin() + 1, reversed.begin() + 1 + static_cast<std::ptrdiff_t>(entry),
-              reversed.end());
-  CHECK(ferry::decode_context(reversed).error().code == Errc::corrupt);
-}
-
 // ---- Digests ----
 
 ferry::Digest digest_of(const std::vector<std::pair<std::string, RecordState>>& records) {

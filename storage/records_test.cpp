@@ -289,12 +289,19 @@ TEST_CASE("records of an older state format are folded again at the next open") 
     auto stmt = db->prepare("UPDATE records SET state = ?1");
     REQUIRE(stmt);
     REQUIRE(stmt->bind(1, old_state).run());
-    // ... and contexts that name origins in full, not by feed.
-    Context old_context;
-    old_context.raise(a.op.header().origin, 1);
+    // ... and contexts that name origins in full, not by feed: [[origin (bin 32), seq]].
+    auto old_context = packed([&](Packer& pk) {
+      const PublicKey& origin = a.op.header().origin;
+      pk.pack_array(1);
+      pk.pack_array(2);
+      pk.pack_bin(static_cast<std::uint32_t>(origin.size()));
+      pk.pack_bin_body(reinterpret_cast<const char*>(origin.data()),
+                       static_cast<std::uint32_t>(origin.size()));
+      pk.pack_uint64(1);
+    });
     auto contexts = db->prepare("UPDATE ops SET context = ?1 WHERE context IS NOT NULL");
     REQUIRE(contexts);
-    REQUIRE(contexts->bind(1, encode_context(old_context)).run());
+    REQUIRE(contexts->bind(1, old_context).run());
     REQUIRE(db->exec("PRAGMA user_version = 3"));
   }
   auto store = open_store(dir, wall);
