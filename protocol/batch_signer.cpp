@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <thread>
 
+#include "protocol/ed25519_batch.h"
+
 namespace ferry {
 
 namespace {
@@ -26,12 +28,31 @@ void split_over_threads(std::size_t n, std::size_t threads, Range range) {
   range(0, std::min(n, share));
 }  // the helpers join here
 
+// verify_op for ops[first, last), into verified: the range is checked as one batch, and only
+// when the batch fails (some op is bad) is each op checked alone, to name the bad ones.
+void verify_range(std::span<const SignedOp> ops, std::size_t first, std::size_t last,
+                  std::span<Result<void>> verified) {
+  const std::size_t n = last - first;
+  std::vector<std::array<std::uint8_t, op_signing_message_bytes>> messages(n);
+  std::vector<SignatureToCheck> items(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const SignedOp& signed_op = ops[first + i];
+    messages[i] = op_signing_message(signed_op.op.id());
+    items[i] = SignatureToCheck{&signed_op.op.header().origin, &signed_op.signature, messages[i]};
+  }
+  if (verify_batch(items)) {
+    for (std::size_t i = first; i < last; ++i) verified[i] = {};
+    return;
+  }
+  for (std::size_t i = first; i < last; ++i) verified[i] = verify_op(ops[i].op, ops[i].signature);
+}
+
 }  // namespace
 
 std::vector<Result<void>> verify_ops(std::span<const SignedOp> ops, std::size_t threads) {
   std::vector<Result<void>> verified(ops.size());
   split_over_threads(ops.size(), threads, [&](std::size_t first, std::size_t last) {
-    for (std::size_t i = first; i < last; ++i) verified[i] = verify_op(ops[i].op, ops[i].signature);
+    verify_range(ops, first, last, verified);
   });
   return verified;
 }
@@ -108,10 +129,7 @@ std::future<std::vector<Result<void>>> SigningPool::verify(
   auto job = std::make_shared<Job>();
   job->items = state->ops->size();
   job->part = [state](std::size_t first, std::size_t last) {
-    const std::vector<SignedOp>& batch = *state->ops;
-    for (std::size_t i = first; i < last; ++i) {
-      state->verified[i] = verify_op(batch[i].op, batch[i].signature);
-    }
+    verify_range(*state->ops, first, last, state->verified);
   };
   job->finish = [state] { state->promise.set_value(std::move(state->verified)); };
   job->done = std::move(done);

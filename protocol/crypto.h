@@ -56,6 +56,8 @@ KeyPair key_pair_from_seed(std::span<const std::uint8_t, seed_bytes> seed);
 
 Signature sign_detached(const SecretKey& secret_key, std::span<const std::uint8_t> message);
 
+// Ed25519 verification by ferry's rule: libsodium's strict encoding checks and the cofactored
+// equation (protocol/ed25519_batch.h says why). It accepts every signature libsodium accepts.
 bool verify_detached(const PublicKey& public_key, const Signature& signature,
                      std::span<const std::uint8_t> message);
 
