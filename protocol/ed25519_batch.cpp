@@ -32,12 +32,12 @@ struct Fe {
 constexpr Fe fe_zero{{0, 0, 0, 0, 0}};
 constexpr Fe fe_one{{1, 0, 0, 0, 0}};
 // d = -121665/121666, 2d and sqrt(-1), as limbs.
-constexpr Fe fe_d{{929955233495203, 466365720129213, 1662059464998953, 2033849074728123,
-                   1442794654840575}};
-constexpr Fe fe_d2{{1859910466990425, 932731440258426, 1072319116312658, 1815898335770999,
-                    633789495995903}};
-constexpr Fe fe_sqrtm1{{1718705420411056, 234908883556509, 2233514472574048, 2117202627021982,
-                        765476049583133}};
+constexpr Fe fe_d{
+    {929955233495203, 466365720129213, 1662059464998953, 2033849074728123, 1442794654840575}};
+constexpr Fe fe_d2{
+    {1859910466990425, 932731440258426, 1072319116312658, 1815898335770999, 633789495995903}};
+constexpr Fe fe_sqrtm1{
+    {1718705420411056, 234908883556509, 2233514472574048, 2117202627021982, 765476049583133}};
 
 u64 load64(const std::uint8_t* s) {
   u64 r;
@@ -97,9 +97,9 @@ Fe fe_add(const Fe& a, const Fe& b) {
 Fe fe_sub(const Fe& a, const Fe& b) {
   constexpr u64 four_p0 = (u64{1} << 53) - 76;
   constexpr u64 four_pi = (u64{1} << 53) - 4;
-  return fe_carry(Fe{{a.v[0] + four_p0 - b.v[0], a.v[1] + four_pi - b.v[1],
-                      a.v[2] + four_pi - b.v[2], a.v[3] + four_pi - b.v[3],
-                      a.v[4] + four_pi - b.v[4]}});
+  return fe_carry(
+      Fe{{a.v[0] + four_p0 - b.v[0], a.v[1] + four_pi - b.v[1], a.v[2] + four_pi - b.v[2],
+          a.v[3] + four_pi - b.v[3], a.v[4] + four_pi - b.v[4]}});
 }
 
 Fe fe_neg(const Fe& a) { return fe_sub(fe_zero, a); }
@@ -126,14 +126,13 @@ Fe fe_mul(const Fe& a, const Fe& b) {
   const u64 a0 = a.v[0], a1 = a.v[1], a2 = a.v[2], a3 = a.v[3], a4 = a.v[4];
   const u64 b0 = b.v[0], b1 = b.v[1], b2 = b.v[2], b3 = b.v[3], b4 = b.v[4];
   const u64 b1_19 = 19 * b1, b2_19 = 19 * b2, b3_19 = 19 * b3, b4_19 = 19 * b4;
-  const u128 r0 = u128{a0} * b0 + u128{a1} * b4_19 + u128{a2} * b3_19 + u128{a3} * b2_19 +
-                  u128{a4} * b1_19;
-  const u128 r1 = u128{a0} * b1 + u128{a1} * b0 + u128{a2} * b4_19 + u128{a3} * b3_19 +
-                  u128{a4} * b2_19;
-  const u128 r2 = u128{a0} * b2 + u128{a1} * b1 + u128{a2} * b0 + u128{a3} * b4_19 +
-                  u128{a4} * b3_19;
-  const u128 r3 =
-      u128{a0} * b3 + u128{a1} * b2 + u128{a2} * b1 + u128{a3} * b0 + u128{a4} * b4_19;
+  const u128 r0 =
+      u128{a0} * b0 + u128{a1} * b4_19 + u128{a2} * b3_19 + u128{a3} * b2_19 + u128{a4} * b1_19;
+  const u128 r1 =
+      u128{a0} * b1 + u128{a1} * b0 + u128{a2} * b4_19 + u128{a3} * b3_19 + u128{a4} * b2_19;
+  const u128 r2 =
+      u128{a0} * b2 + u128{a1} * b1 + u128{a2} * b0 + u128{a3} * b4_19 + u128{a4} * b3_19;
+  const u128 r3 = u128{a0} * b3 + u128{a1} * b2 + u128{a2} * b1 + u128{a3} * b0 + u128{a4} * b4_19;
   const u128 r4 = u128{a0} * b4 + u128{a1} * b3 + u128{a2} * b2 + u128{a3} * b1 + u128{a4} * b0;
   return fe_reduce(r0, r1, r2, r3, r4);
 }
@@ -222,7 +221,7 @@ Ge ge_dbl(const Ge& p) {
   const Fe zz = fe_sq(p.Z);
   const Fe c = fe_add(zz, zz);
   const Fe e = fe_sub(fe_sub(fe_sq(fe_add(p.X, p.Y)), a), b);
-  const Fe g = fe_sub(b, a);      // a*A + B with a = -1
+  const Fe g = fe_sub(b, a);  // a*A + B with a = -1
   const Fe f = fe_sub(g, c);
   const Fe h = fe_neg(fe_add(a, b));  // a*A - B
   return Ge{fe_mul(e, f), fe_mul(g, h), fe_mul(f, g), fe_mul(e, h)};
@@ -240,7 +239,7 @@ bool ge_decode(Ge& out, const std::uint8_t* s) {
   fe_tobytes(canonical, y);
   if (std::memcmp(canonical, s, 31) != 0 || canonical[31] != (s[31] & 0x7f)) return false;
   const Fe y2 = fe_sq(y);
-  const Fe u = fe_sub(y2, fe_one);             // y^2 - 1
+  const Fe u = fe_sub(y2, fe_one);                // y^2 - 1
   const Fe v = fe_add(fe_mul(y2, fe_d), fe_one);  // d y^2 + 1
   const Fe v3 = fe_mul(fe_sq(v), v);
   const Fe uv7 = fe_mul(fe_mul(fe_sq(v3), v), u);

@@ -51,8 +51,8 @@ std::vector<SignatureToCheck> items_of(const std::vector<Signed>& all) {
 }
 
 bool libsodium_accepts(const Signed& s) {
-  return crypto_sign_ed25519_verify_detached(s.signature.data(), s.message.data(),
-                                             s.message.size(), s.key.data()) == 0;
+  return crypto_sign_ed25519_verify_detached(s.signature.data(), s.message.data(), s.message.size(),
+                                             s.key.data()) == 0;
 }
 
 template <std::size_t N>
@@ -169,8 +169,8 @@ TEST_CASE("verify_one refuses what libsodium's strict checks refuse", "[ed25519]
   SECTION("S not below the group order: S + L") {
     Signed s = good;
     // S + L < 2^256 for any S below L; add with carry.
-    const auto order = hex_array<32>(
-        "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+    const auto order =
+        hex_array<32>("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
     unsigned carry = 0;
     for (std::size_t i = 0; i < 32; ++i) {
       const unsigned sum = s.signature[32 + i] + order[i] + carry;
@@ -213,8 +213,7 @@ TEST_CASE("verify_one refuses what libsodium's strict checks refuse", "[ed25519]
   }
 }
 
-TEST_CASE("a batch of valid signatures passes, from one key or many, at every size",
-          "[ed25519]") {
+TEST_CASE("a batch of valid signatures passes, from one key or many, at every size", "[ed25519]") {
   std::mt19937 rng(17);
   for (std::size_t n : {0, 1, 2, 3, 63, 64, 200, 1025}) {
     for (std::size_t keys : {std::size_t{1}, std::size_t{5}, n == 0 ? std::size_t{1} : n}) {
@@ -252,9 +251,10 @@ TEST_CASE("a batch with one bad signature anywhere fails", "[ed25519]") {
   }
 }
 
-TEST_CASE("a signature with a small-order component in R is valid by the cofactored rule, "
-          "in a batch and alone",
-          "[ed25519]") {
+TEST_CASE(
+    "a signature with a small-order component in R is valid by the cofactored rule, "
+    "in a batch and alone",
+    "[ed25519]") {
   std::mt19937 rng(23);
   for (int i = 0; i < 8; ++i) {
     Signed odd = torsion_signature(rng);
