@@ -52,19 +52,11 @@ Fe fe_frombytes(const std::uint8_t* s) {
 }
 
 Fe fe_carry(Fe a) {
-  u64 c = a.v[0] >> 51;
-  a.v[0] &= mask51;
-  a.v[1] += c;
-  c = a.v[1] >> 51;
-  a.v[1] &= mask51;
-  a.v[2] += c;
-  c = a.v[2] >> 51;
-  a.v[2] &= mask51;
-  a.v[3] += c;
-  c = a.v[3] >> 51;
-  a.v[3] &= mask51;
-  a.v[4] += c;
-  c = a.v[4] >> 51;
+  for (int i = 0; i < 4; ++i) {
+    a.v[i + 1] += a.v[i] >> 51;
+    a.v[i] &= mask51;
+  }
+  const u64 c = a.v[4] >> 51;
   a.v[4] &= mask51;
   a.v[0] += 19 * c;
   return a;
