@@ -1,6 +1,7 @@
 // The cryptographic primitives of envelope suite 1: Ed25519 signatures and BLAKE2b-256 digests.
 //
-// A thin, exception-free wrapper over libsodium. SecretKey wipes its bytes with sodium_memzero
+// An exception-free wrapper over libsodium (verify_detached adds the cofactored fallback of
+// protocol/ed25519_batch.h). SecretKey wipes its bytes with sodium_memzero
 // when destroyed or moved from. All functions are thread-safe; libsodium is initialised on first
 // use.
 #pragma once

@@ -21,7 +21,8 @@
 // key's owner could craft. A batch can only check the cofactored form, and a rule must not
 // depend on which batch a signature arrives in, so ferry uses the cofactored rule everywhere:
 // verify_detached (protocol/crypto.h) accepts what libsodium accepts, and otherwise asks
-// verify_one here. docs/protocol.md, "Signatures", says the same for other implementations.
+// verify_one here. docs/architecture.md, "Id and signature", states the rule for other
+// implementations.
 //
 // Variable time: it handles only public data (keys, signatures, messages).
 #pragma once
