@@ -38,13 +38,13 @@ bool file_exists(const std::string& path) {
 }
 
 // The writer's commit hook (sqlite3_wal_hook, which also turns SQLite's own autocheckpoint off):
-// hands checkpoints to the Checkpointer, and finishes one inline once the WAL has grown to
-// inline_pages() so that the WAL can start over (see checkpointer.h). The commit has happened
-// either way; a failed inline checkpoint is tried again after the next commit.
+// hands checkpoints to the Checkpointer, which also starts the WAL over, and checkpoints inline
+// only when the WAL has grown to inline_pages() all the same (see checkpointer.h). The commit has
+// happened either way; a failed inline checkpoint is tried again after the next commit.
 int on_wal_commit(void* context, sqlite3* db, const char*, int wal_pages) {
   auto* checkpointer = static_cast<Checkpointer*>(context);
   if (wal_pages >= checkpointer->inline_pages()) {
-    (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    checkpointer->checkpoint_inline(db);
   } else {
     checkpointer->wal_grew(wal_pages);
   }
@@ -349,7 +349,7 @@ Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> si
   std::map<FeedId, Feed> staged;
   std::uint64_t now_ms = wall_.now_ms();
   auto stored = [&]() -> Result<void> {
-    auto txn = Transaction::begin(db_);
+    auto txn = Transaction::begin(db_, write_gate());
     if (!txn) return tl::unexpected(txn.error());
     for (const SignedOp& signed_op : signed_ops) {
       auto arrival = insert(signed_op, staged, now_ms);
@@ -430,7 +430,7 @@ Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops,
   std::map<FeedId, Feed> staged;
   std::uint64_t now_ms = wall_.now_ms();
   std::uint64_t arrival = 0;
-  auto txn = Transaction::begin(db_);
+  auto txn = Transaction::begin(db_, write_gate());
   if (!txn) return tl::unexpected(txn.error());
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i].op;
@@ -566,7 +566,7 @@ Result<void> OpStore::record_custody(const PublicKey& peer, const VersionVector&
 
 Result<void> OpStore::write_custody(const PublicKey& peer, const VersionVector& acked,
                                     std::uint64_t now_ms) {
-  auto txn = Transaction::begin(db_);
+  auto txn = Transaction::begin(db_, write_gate());
   if (!txn) return tl::unexpected(txn.error());
   for (const auto& [feed, seq] : acked.entries()) {
     auto held = feeds_.find(feed);
@@ -721,7 +721,7 @@ Result<Digests> OpStore::digests() {
 
 Result<RebuildReport> OpStore::rebuild_records() {
   RebuildReport report;
-  auto txn = Transaction::begin(db_);
+  auto txn = Transaction::begin(db_, write_gate());
   if (!txn) return tl::unexpected(txn.error());
   auto rebuilt = rebuild_in_transaction(report);
   if (rebuilt) rebuilt = txn->commit();

@@ -266,6 +266,8 @@ class OpStore {
   std::unique_ptr<Statements> stmts_;
   std::unique_ptr<Records> records_;
   std::unique_ptr<Checkpointer> checkpointer_;  // after db_: it closes its connection first
+  // What every write transaction holds; none before the checkpointer has started.
+  WriteGate* write_gate() { return checkpointer_ ? &checkpointer_->write_gate() : nullptr; }
   struct RecordTip {  // the latest local op built for a record and not stored yet
     OpId id{};
     std::vector<OpId> covered;  // the ops it and the ops built before it named as deps

@@ -1,5 +1,7 @@
 #include "storage/sqlite.h"
 
+#include "storage/checkpointer.h"
+
 namespace ferry::storage {
 
 Error sqlite_error(int rc, std::string_view context, sqlite3* db) {
@@ -133,13 +135,24 @@ Result<std::string> Database::query_text(const std::string& sql) {
   return std::string(stmt->column_text(0));
 }
 
-Result<Transaction> Transaction::begin(Database& db) {
-  if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) return tl::unexpected(begun.error());
-  return Transaction(db);
+Result<Transaction> Transaction::begin(Database& db, WriteGate* gate) {
+  if (gate != nullptr) gate->lock();
+  if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) {
+    if (gate != nullptr) gate->unlock();
+    return tl::unexpected(begun.error());
+  }
+  return Transaction(db, gate);
 }
 
 Transaction::~Transaction() {
   if (db_ != nullptr) (void)db_->exec("ROLLBACK");
+  release_gate();
+}
+
+void Transaction::release_gate() {
+  if (gate_ == nullptr) return;
+  gate_->unlock();
+  gate_ = nullptr;
 }
 
 Result<void> Transaction::commit() {
@@ -147,6 +160,7 @@ Result<void> Transaction::commit() {
   auto committed = db_->exec("COMMIT");
   if (!committed) return committed;  // the destructor rolls back
   db_ = nullptr;
+  release_gate();
   return {};
 }
 

@@ -71,13 +71,18 @@ class Database {
   std::unique_ptr<sqlite3, CloseDb> db_;
 };
 
+class WriteGate;  // storage/checkpointer.h
+
 // BEGIN IMMEDIATE: takes the write lock at once, so the transaction cannot fail half-way on a
-// lock upgrade.
+// lock upgrade. With a gate, the gate is held from before BEGIN until COMMIT or ROLLBACK.
 class Transaction {
  public:
-  [[nodiscard]] static Result<Transaction> begin(Database& db);
+  [[nodiscard]] static Result<Transaction> begin(Database& db, WriteGate* gate = nullptr);
   ~Transaction();
-  Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  Transaction(Transaction&& other) noexcept : db_(other.db_), gate_(other.gate_) {
+    other.db_ = nullptr;
+    other.gate_ = nullptr;
+  }
   Transaction& operator=(Transaction&&) = delete;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
@@ -85,8 +90,10 @@ class Transaction {
   [[nodiscard]] Result<void> commit();
 
  private:
-  explicit Transaction(Database& db) : db_(&db) {}
+  Transaction(Database& db, WriteGate* gate) : db_(&db), gate_(gate) {}
+  void release_gate();
   Database* db_;
+  WriteGate* gate_;
 };
 
 }  // namespace ferry::storage

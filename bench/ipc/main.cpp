@@ -1,14 +1,16 @@
 // ferry_bench_ipc: acknowledged submits per second over ferryd's local IPC, against plain SQLite.
 //
-// It starts a real ferryd (the one built with this benchmark) on a fresh station node in a temp
-// directory and measures, in the same run: the baseline (plain SQLite, WAL, synchronous=FULL,
-// one 300-byte row per commit); acknowledged submits per second from 1, 4 and 16 concurrent
-// clients, REQ-style and pipelined; and the latency of submits offered at a fixed 1,000/s. A
-// submit is acknowledged only after its commit is durable, so every figure counts ops on disk.
-// Throughput is reported as a ratio to the baseline because the machines are shared and noisy.
-// Every measurement is bounded in time and in ops. Any error, and any submit that is refused,
-// ends the run with a non-zero exit status; ferryd is stopped (or killed) and the temp directory
-// removed on every path. A missed target is reported, not an error.
+// It starts a real ferryd (the one built with this benchmark, or --ferryd) on a fresh station node
+// in a temp directory and measures, in the same run: the baseline (plain SQLite, WAL,
+// synchronous=FULL, one 300-byte row per commit); acknowledged submits per second from 1, 4 and 16
+// concurrent clients, REQ-style and pipelined; and the latency of submits offered at a fixed
+// 1,000/s. A submit is acknowledged only after its commit is durable, so every figure counts ops on
+// disk. Throughput is reported as a ratio to the baseline because the machines are shared and
+// noisy. Every measurement is bounded in time and in ops. Any error, and any submit that is
+// refused, ends the run with a non-zero exit status; ferryd is stopped (or killed) and the temp
+// directory removed on every path. A missed target is reported, not an error.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -65,6 +67,7 @@ static_assert(warmup_ops + styles.size() * client_counts.size() * measurement_op
 struct IpcOptions {
   Options common;
   Seconds latency_seconds{latency_seconds_default};
+  std::string ferryd = FERRYD_PATH;
 };
 
 struct Throughput {
@@ -187,7 +190,7 @@ Result<void> measure_node(FerrydProcess& ferryd, SubmitLoad& load, const IpcOpti
 Result<Outcome> run_node(const std::string& dir, const IpcOptions& options, double baseline) {
   auto files = create_station(dir, node_name);
   if (!files) return tl::unexpected(files.error());
-  auto ferryd = FerrydProcess::start(FERRYD_PATH, *files);
+  auto ferryd = FerrydProcess::start(options.ferryd, *files);
   if (!ferryd) return tl::unexpected(ferryd.error());
   auto load = SubmitLoad::create(files->endpoint);
   if (!load) return tl::unexpected(load.error());
@@ -227,8 +230,11 @@ void print_targets(const Outcome& out, double baseline) {
 
 Result<int> run(const IpcOptions& options) {
   const Clock::time_point start = Clock::now();
+  if (::access(options.ferryd.c_str(), X_OK) != 0) {
+    return fail(Errc::not_found, "no ferryd to run at " + options.ferryd);
+  }
   std::printf("ferry_bench_ipc: started %s, %u hardware threads, ferryd %s\n", utc_now().c_str(),
-              std::thread::hardware_concurrency(), FERRYD_PATH);
+              std::thread::hardware_concurrency(), options.ferryd.c_str());
   std::printf("temp parent %s, %.2f s per measurement, %zu-byte msgpack bodies\n\n",
               options.common.dir.c_str(), options.common.seconds.count(), body_bytes);
   std::fflush(stdout);
@@ -255,18 +261,24 @@ Result<int> run(const IpcOptions& options) {
 }
 
 void print_usage() {
-  std::fprintf(stderr,
-               "usage: ferry_bench_ipc [--seconds S] [--latency-seconds S] [--dir PARENT]\n"
-               "  --seconds S          time per throughput measurement, %.2f..%.0f (default %.1f)\n"
-               "  --latency-seconds S  time of the latency run at %.0f submits/s (default %.1f)\n"
-               "  --dir PARENT         where the temp directories go (default: the system temp "
-               "dir)\n",
-               seconds_min, seconds_max, seconds_default, latency_rate, latency_seconds_default);
+  std::fprintf(
+      stderr,
+      "usage: ferry_bench_ipc [--seconds S] [--latency-seconds S] [--dir PARENT] [--ferryd PATH]\n"
+      "  --seconds S          time per throughput measurement, %.2f..%.0f (default %.1f)\n"
+      "  --latency-seconds S  time of the latency run at %.0f submits/s (default %.1f)\n"
+      "  --dir PARENT         where the temp directories go (default: the system temp "
+      "dir)\n"
+      "  --ferryd PATH        the ferryd to run (default: the one built here)\n",
+      seconds_min, seconds_max, seconds_default, latency_rate, latency_seconds_default);
 }
 
 Result<IpcOptions> parse_ipc_options(std::span<char*> args) {
   IpcOptions options;
   auto extra = [&](std::string_view name, const char* value) -> Result<bool> {
+    if (name == "--ferryd") {
+      options.ferryd = value;
+      return true;
+    }
     if (name != "--latency-seconds") return false;
     auto seconds = parse_seconds(name, value);
     if (!seconds) return tl::unexpected(seconds.error());

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace ferry::test::crash_vfs {
@@ -17,25 +18,31 @@ struct Undo {
   std::vector<char> bytes;
 };
 
+// What a power cut would do to one file. Kept per file, not per handle: an fsync through any
+// handle makes the whole file durable (the store's checkpointer writes and syncs the database
+// file through a connection of its own).
 struct FileState {
   sqlite3_int64 synced_size = 0;
   std::vector<Undo> undo;
+  std::vector<sqlite3_file*> handles;  // the open real handles on this file
 };
 
 struct CrashFile {
   sqlite3_file base;
   sqlite3_file* real;
+  FileState* state;
 };
 
 sqlite3_vfs* real_vfs = nullptr;
 sqlite3_vfs crash_vfs{};
 sqlite3_io_methods methods{};
 bool dead = false;
+std::uint64_t temp_files = 0;
 // The store checkpoints on a thread of its own: every function that reads or changes the state
 // above holds this.
 std::recursive_mutex state_mutex;
-std::map<CrashFile*, std::unique_ptr<FileState>>& files() {
-  static std::map<CrashFile*, std::unique_ptr<FileState>> open_files;
+std::map<std::string, std::unique_ptr<FileState>>& files() {
+  static std::map<std::string, std::unique_ptr<FileState>> open_files;
   return open_files;
 }
 
@@ -55,14 +62,18 @@ void remember(CrashFile* f, sqlite3_int64 offset, sqlite3_int64 n) {
   sqlite3_int64 len = std::min(n, size - offset);
   Undo undo{offset, std::vector<char>(static_cast<std::size_t>(len))};
   f->real->pMethods->xRead(f->real, undo.bytes.data(), static_cast<int>(len), offset);
-  files()[f]->undo.push_back(std::move(undo));
+  f->state->undo.push_back(std::move(undo));
 }
 
 int x_close(sqlite3_file* f) {
   std::lock_guard lock(state_mutex);
   sqlite3_file* real = real_of(f);
+  FileState* state = as_crash(f)->state;
+  std::erase(state->handles, real);
   int rc = real->pMethods != nullptr ? real->pMethods->xClose(real) : SQLITE_OK;
-  files().erase(as_crash(f));
+  if (state->handles.empty()) {
+    std::erase_if(files(), [state](const auto& entry) { return entry.second.get() == state; });
+  }
   return rc;
 }
 
@@ -90,7 +101,7 @@ int x_sync(sqlite3_file* f, int flags) {
   if (dead) return SQLITE_OK;
   int rc = real_of(f)->pMethods->xSync(real_of(f), flags);
   if (rc == SQLITE_OK) {
-    FileState& state = *files()[as_crash(f)];
+    FileState& state = *as_crash(f)->state;
     state.undo.clear();
     state.synced_size = size_of(real_of(f));
   }
@@ -134,9 +145,15 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
     if (f->real->pMethods != nullptr) f->real->pMethods->xClose(f->real);
     return rc;
   }
-  auto state = std::make_unique<FileState>();
-  state->synced_size = size_of(f->real);
-  files()[f] = std::move(state);
+  // Temporary files have no name: each is a file of its own.
+  std::string key = name != nullptr ? std::string(name) : "temp:" + std::to_string(++temp_files);
+  std::unique_ptr<FileState>& state = files()[key];
+  if (!state) {
+    state = std::make_unique<FileState>();
+    state->synced_size = size_of(f->real);
+  }
+  state->handles.push_back(f->real);
+  f->state = state.get();
   f->base.pMethods = &methods;
   return SQLITE_OK;
 }
@@ -202,12 +219,13 @@ void install() {
 
 void crash() {
   std::lock_guard lock(state_mutex);
-  for (auto& [f, state] : files()) {
+  for (auto& [path, state] : files()) {
+    sqlite3_file* real = state->handles.front();
     for (auto it = state->undo.rbegin(); it != state->undo.rend(); ++it) {
-      f->real->pMethods->xWrite(f->real, it->bytes.data(), static_cast<int>(it->bytes.size()),
-                                it->offset);
+      real->pMethods->xWrite(real, it->bytes.data(), static_cast<int>(it->bytes.size()),
+                             it->offset);
     }
-    f->real->pMethods->xTruncate(f->real, state->synced_size);
+    real->pMethods->xTruncate(real, state->synced_size);
     state->undo.clear();
   }
   dead = true;

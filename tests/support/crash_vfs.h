@@ -1,7 +1,8 @@
 // A SQLite VFS for tests that simulates a power cut: writes since a file's last xSync are lost.
 //
-// It wraps the default VFS and writes through, but remembers, per open file, the bytes each write
-// or truncate replaced since that file's last successful xSync. crash() puts every open file
+// It wraps the default VFS and writes through, but remembers, per open file (shared by every
+// handle on it, as the kernel's page cache is), the bytes each write or truncate replaced since
+// the file's last successful xSync through any handle. crash() puts every open file
 // back to its state at its last sync, and from then on every write, sync, truncate and delete is
 // silently dropped (the "machine" is off), until reset(). A store opened on this VFS, crashed,
 // closed and reopened on the default VFS shows exactly what a power cut would have left on disk.
