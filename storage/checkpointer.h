@@ -40,7 +40,9 @@ inline constexpr int wal_inline_factor = 8;                // the writer does, a
 struct CheckpointStats {
   std::uint64_t checkpoints = 0;  // completed PASSIVE checkpoints on the thread
   std::uint64_t failures = 0;     // checkpoints that returned an error (busy, I/O)
-  std::uint64_t restarts = 0;     // gated passes that left every frame copied (the WAL restarts)
+  // Times the WAL started over after this thread had copied it (seen at the next commit, whether
+  // the writer's transaction came after a plain pass or after the gated one).
+  std::uint64_t restarts = 0;
   std::uint64_t inline_checkpoints = 0;  // checkpoints the writer ran itself (last resort)
 };
 

@@ -584,8 +584,8 @@ TEST_CASE("checkpoints run on their own thread and keep the WAL bounded") {
                  << stats.inline_checkpoints << ", largest WAL " << wal_bytes_max << " bytes");
   CHECK(stats.checkpoints > 0);
   CHECK(stats.failures == 0);
-  // The thread itself copied every frame of a WAL (a connection that never learnt the file is in
-  // WAL mode reports success having copied nothing: this is what catches it) ...
+  // The WAL started over after the thread had copied it (a connection that never learnt the file
+  // is in WAL mode reports success having copied nothing: this is what catches it) ...
   CHECK(stats.restarts > 0);
   // ... so the WAL started over and stayed bounded: at most the writer's last-resort size plus a
   // batch or two (on a quiet machine it stays near the restart size, 160 pages). 1,920 ops of
