@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "protocol/batch_signer.h"
 #include "protocol/hex.h"
 #include "storage/schema.h"
 #include "storage/sqlite.h"
@@ -183,11 +184,13 @@ class FeedWalk {
  public:
   FeedWalk(const FeedRow& feed, Findings& findings) : feed_(feed), findings_(findings) {}
 
-  void check(const OpRow& row);
+  // `op` is the decoded envelope (or why it does not decode); `signature_ok` whether the
+  // signature verified, checked beforehand for a chunk of ops at once.
+  void check(const OpRow& row, const Result<Op>& op, bool signature_ok);
   void finish();
 
  private:
-  void check_envelope(const OpRow& row, const Op& op);
+  void check_envelope(const OpRow& row, const Op& op, bool signature_ok);
   void check_prev(const OpRow& row, const OpHeader& h);
 
   const FeedRow& feed_;
@@ -198,7 +201,7 @@ class FeedWalk {
   std::uint64_t ops_ = 0;
 };
 
-void FeedWalk::check(const OpRow& row) {
+void FeedWalk::check(const OpRow& row, const Result<Op>& op, bool signature_ok) {
   ++ops_;
   if (row.seq != expected_seq_) {
     findings_.add(feed_, expected_seq_,
@@ -208,28 +211,24 @@ void FeedWalk::check(const OpRow& row) {
                             std::to_string(row.seq - 1) + " are not held (a gap)");
     prev_known_ = false;
   }
-  auto op = Op::decode(row.envelope);
   if (!op) {
     findings_.add(feed_, row.seq, "the envelope does not decode: " + to_string(op.error()));
   } else {
-    check_envelope(row, *op);
+    check_envelope(row, *op, signature_ok);
   }
   expected_seq_ = row.seq + 1;
   prev_known_ = true;
   prev_id_ = row.id;
 }
 
-void FeedWalk::check_envelope(const OpRow& row, const Op& op) {
+void FeedWalk::check_envelope(const OpRow& row, const Op& op, bool signature_ok) {
   const OpHeader& h = op.header();
   if (op.id() != row.id) {
     findings_.add(feed_, row.seq,
                   "the envelope was altered: it hashes to " + short_hex(op.id()) +
                       "..., not to its stored id " + short_hex(row.id) + "...");
   }
-  Signature signature{};
-  if (!copy_blob(row.signature, signature) || !verify_op(op, signature)) {
-    findings_.add(feed_, row.seq, "the signature does not verify");
-  }
+  if (!signature_ok) findings_.add(feed_, row.seq, "the signature does not verify");
   if (h.origin != feed_.origin) {
     findings_.add(feed_, row.seq, "the envelope names origin " + short_hex(h.origin) + "...");
   }
@@ -276,15 +275,55 @@ void FeedWalk::finish() {
   }
 }
 
+// One op row as read, owning its bytes: rows are read a chunk at a time so that their
+// signatures can be checked as one batch (docs/architecture.md, "Id and signature").
+struct OwnedRow {
+  std::uint64_t seq = 0;
+  std::uint64_t hlc = 0;
+  OpId id{};
+  std::vector<std::uint8_t> envelope;
+  std::vector<std::uint8_t> signature;
+};
+
+// Decodes a chunk of rows, verifies the signatures of those that decode (a batch at a time, on
+// audit_verify_threads threads; a failed batch is checked op by op), then walks them in order.
+void check_chunk(FeedWalk& walk, const std::vector<OwnedRow>& chunk) {
+  std::vector<Result<Op>> decoded;
+  std::vector<SignedOp> signed_ops;
+  std::vector<bool> signature_sized;
+  decoded.reserve(chunk.size());
+  for (const OwnedRow& row : chunk) {
+    decoded.push_back(Op::decode(row.envelope));
+    if (!decoded.back()) continue;
+    Signature signature{};
+    signature_sized.push_back(copy_blob(row.signature, signature));
+    signed_ops.push_back(SignedOp{*decoded.back(), signature});
+  }
+  std::vector<Result<void>> verified = verify_ops(signed_ops, audit_verify_threads);
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < chunk.size(); ++i) {
+    const OwnedRow& row = chunk[i];
+    bool signature_ok = false;
+    if (decoded[i]) {
+      signature_ok = signature_sized[next] && verified[next].has_value();
+      ++next;
+    }
+    walk.check(OpRow{row.seq, row.hlc, row.id, row.envelope, row.signature}, decoded[i],
+               signature_ok);
+  }
+}
+
 Result<std::uint64_t> walk_feed(Statement& ops, const FeedRow& feed, Findings& findings) {
   FeedWalk walk(feed, findings);
   std::uint64_t count = 0;
+  std::vector<OwnedRow> chunk;
+  chunk.reserve(audit_chunk_ops);
   ops.bind(1, feed.feed_id);
   for (;;) {
     auto row = ops.step();
     if (!row) return tl::unexpected(row.error());
     if (!*row) break;
-    OpRow op;
+    OwnedRow op;
     op.seq = static_cast<std::uint64_t>(ops.column_int(0));
     op.hlc = static_cast<std::uint64_t>(ops.column_int(1));
     if (!copy_blob(ops.column_blob(2), op.id)) {
@@ -292,12 +331,19 @@ Result<std::uint64_t> walk_feed(Statement& ops, const FeedRow& feed, Findings& f
       return fail(Errc::corrupt, "an op row of feed " + std::to_string(feed.feed_id) +
                                      " holds an id that is not 32 bytes");
     }
-    op.envelope = ops.column_blob(3);
-    op.signature = ops.column_blob(4);
-    walk.check(op);
+    auto envelope = ops.column_blob(3);
+    auto signature = ops.column_blob(4);
+    op.envelope.assign(envelope.begin(), envelope.end());
+    op.signature.assign(signature.begin(), signature.end());
+    chunk.push_back(std::move(op));
     ++count;
+    if (chunk.size() == audit_chunk_ops) {
+      check_chunk(walk, chunk);
+      chunk.clear();
+    }
   }
   ops.reset();
+  check_chunk(walk, chunk);
   walk.finish();
   return count;
 }

@@ -30,6 +30,11 @@ struct AuditProblem {
   std::string what;
 };
 
+// An audit reads a feed's ops this many at a time and checks their signatures as one batch, on
+// this many threads (a failed batch is checked op by op, so a bad op is still named exactly).
+inline constexpr std::size_t audit_chunk_ops = 1024;
+inline constexpr std::size_t audit_verify_threads = 2;
+
 struct AuditOptions {
   std::size_t problems_max = 1000;  // findings kept; the rest are only counted
 };

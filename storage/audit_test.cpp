@@ -213,6 +213,44 @@ TEST_CASE("audit reports a feed whose head row does not name its last op") {
   CHECK(report->problems[0].what.find("last op is seq 2") != std::string::npos);
 }
 
+TEST_CASE("audit names each op with a bad signature among chunks checked as batches") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  NodeKey key = NodeKey::generate();
+  const std::uint64_t n = 2 * audit_chunk_ops + 452;  // two whole chunks and a part
+  {
+    auto store = OpStore::open(dir.str(), wall);
+    REQUIRE(store);
+    HybridClock clock(wall, drift_max);
+    for (std::uint64_t done = 0; done < n; done += 500) {
+      std::vector<OpDraft> drafts;
+      for (std::uint64_t i = done; i < std::min(n, done + 500); ++i) {
+        drafts.push_back(test::draft("station/huaniao", "HN-" + std::to_string(i)));
+      }
+      REQUIRE((*store)->append(key, clock, drafts));
+    }
+  }
+  // Another op's valid signature on four ops: at a chunk's start and end, inside one, the last.
+  const std::vector<std::uint64_t> bad = {5, audit_chunk_ops, audit_chunk_ops + 1, n};
+  std::string seqs;
+  for (std::uint64_t seq : bad) seqs += (seqs.empty() ? "" : ", ") + std::to_string(seq);
+  RawDb(dir.file(database_file_name))
+      .exec(
+          "UPDATE ops SET signature = (SELECT signature FROM ops o WHERE o.seq = 1 AND "
+          "o.feed_id = ops.feed_id) WHERE seq IN (" +
+          seqs + ")");
+  auto report = audit(dir.str());
+  REQUIRE(report);
+  INFO(describe(*report));
+  CHECK(report->ops == n);
+  REQUIRE(report->problem_count == bad.size());
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    CHECK(report->problems[i].seq == bad[i]);
+    CHECK(report->problems[i].what == "the signature does not verify");
+    CHECK(report->problems[i].origin == key.public_key_hex());
+  }
+}
+
 TEST_CASE("audit keeps at most problems_max findings but counts them all") {
   Fixture f;
   RawDb(f.db_path()).exec("UPDATE ops SET signature = zeroblob(64)");
