@@ -116,6 +116,9 @@ int serve(const ferry::config::Config& config) {
   }
   daemon::Monitor monitor(node, server, replicator ? &*replicator : nullptr, wall);
   server.attach(&monitor);
+  // The first snapshot exists before the monitor listens: a scrape right after start (or right
+  // after monitor.url appears) gets figures, not 503 "starting".
+  monitor.tick();
   std::optional<daemon::HttpMonitor> http;
   if (config.monitor.enabled) {
     // The monitor is for operators: without it the node still serves station software.
