@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "daemon/monitor.h"
 #include "daemon/service_notify.h"
@@ -39,7 +40,7 @@ IpcServer::IpcServer(Node& node)
 }
 
 IpcServer::~IpcServer() {
-  for (InFlight& batch : in_flight_) batch.signatures.wait();  // the pool writes wake_fd_
+  for (InFlight& batch : in_flight_) batch.wait();  // the pool writes wake_fd_
   ::close(wake_fd_);
 }
 
@@ -186,8 +187,7 @@ ipc::Bytes IpcServer::encode_peers() {
 }
 
 int IpcServer::poll_timeout_ms() const {
-  if (!in_flight_.empty() && in_flight_.front().signatures.wait_for(std::chrono::seconds(0)) ==
-                                 std::future_status::ready) {
+  if (!in_flight_.empty() && in_flight_.front().is_signed()) {
     return 0;
   }
   auto now = std::chrono::steady_clock::now();
@@ -324,6 +324,8 @@ std::size_t IpcServer::submits_queued() const {
 
 void IpcServer::dispatch() {
   while (in_flight_.size() < batches_in_flight_max && !submits_.empty()) {
+    // The batch's lookups share one read transaction; it ends before any batch is stored.
+    auto snapshot = node_.store().read_snapshot();
     InFlight batch;
     std::vector<OpId> ids;
     while (!submits_.empty() && batch.ops.size() < limits_.batch_ops_max) {
@@ -337,28 +339,58 @@ void IpcServer::dispatch() {
       ids.push_back(op->id());
       batch.routes.push_back(std::move(submit.route));
       batch.ops.push_back(std::move(*op));
+      // The first parts are signed while the rest of the batch is built.
+      if (ids.size() == sign_part_ops) sign_part(batch, std::exchange(ids, {}));
     }
+    if (!ids.empty()) sign_part(batch, std::move(ids));
     if (batch.ops.empty()) continue;
-    int fd = wake_fd_;
-    batch.signatures = node_.sign(std::move(ids), [fd] {
-      std::uint64_t one = 1;
-      (void)::write(fd, &one, sizeof one);
-    });
     in_flight_.push_back(std::move(batch));
   }
   counters_.submit_queue = submits_queued();
 }
 
+void IpcServer::sign_part(InFlight& batch, std::vector<OpId> ids) {
+  int fd = wake_fd_;
+  batch.parts.push_back(node_.sign(std::move(ids), [fd] {
+    std::uint64_t one = 1;
+    (void)::write(fd, &one, sizeof one);
+  }));
+}
+
+bool IpcServer::InFlight::is_signed() const {
+  return std::ranges::all_of(parts, [](const auto& part) {
+    return part.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  });
+}
+
+void IpcServer::InFlight::wait() const {
+  for (const auto& part : parts) part.wait();
+}
+
+std::vector<Signature> IpcServer::InFlight::take_signatures() {
+  std::vector<Signature> signatures;
+  signatures.reserve(ops.size());
+  for (auto& part : parts) {
+    std::vector<Signature> signed_part = part.get();
+    signatures.insert(signatures.end(), signed_part.begin(), signed_part.end());
+  }
+  parts.clear();
+  return signatures;
+}
+
 void IpcServer::complete(bool wait) {
   while (!in_flight_.empty()) {
     InFlight& front = in_flight_.front();
-    if (!wait && front.signatures.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      return;
-    }
-    std::vector<Signature> signatures = front.signatures.get();
+    if (!wait && !front.is_signed()) return;
+    std::vector<Signature> signatures = front.take_signatures();
     InFlight batch = std::move(front);
     in_flight_.pop_front();
-    dispatch();  // the next batch is signed while this one commits
+    // The next batch is signed while this one commits. Its submits are read first: those that
+    // arrived while the last batch was committing would otherwise wait, unsigned, for this
+    // commit too, and the signing threads would idle while it runs (not while stopping: the
+    // last submits are answered, and no new ones are read).
+    if (!wait) drain();
+    dispatch();
     store_batch(std::move(batch), std::move(signatures));
   }
 }
@@ -375,7 +407,7 @@ void IpcServer::store_batch(InFlight batch, std::vector<Signature> signatures) {
     fail_batch(batch, stored.error());
     // Batches built on top of this one extend nothing now: they fail too, and are not stored.
     for (InFlight& later : in_flight_) {
-      later.signatures.wait();
+      later.wait();
       fail_batch(later, stored.error());
     }
     in_flight_.clear();

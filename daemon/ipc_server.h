@@ -33,6 +33,9 @@ inline constexpr int frames_per_request_max = 8;
 inline constexpr std::chrono::milliseconds shutdown_linger{2000};
 inline constexpr std::chrono::milliseconds housekeeping_interval{1000};
 inline constexpr std::size_t batches_in_flight_max = 2;  // one committing, one being signed
+// A batch goes to the signing threads in parts of this many ops, each as soon as it is built:
+// the first parts are signed while the loop still builds the rest.
+inline constexpr std::size_t sign_part_ops = 128;
 
 class IpcServer {
  public:
@@ -79,7 +82,10 @@ class IpcServer {
   struct InFlight {  // a batch being signed, in submit order
     std::vector<Route> routes;
     std::vector<Op> ops;
-    std::future<std::vector<Signature>> signatures;
+    std::vector<std::future<std::vector<Signature>>> parts;  // its signatures, part by part
+    bool is_signed() const;
+    void wait() const;
+    std::vector<Signature> take_signatures();
   };
   struct Waiter {
     Route route;
@@ -93,6 +99,7 @@ class IpcServer {
   void handle(Route route, const zmq::message_t& payload);
   void start_pull(Route route, const ipc::PullRequest& request);
   void dispatch();
+  void sign_part(InFlight& batch, std::vector<OpId> ids);  // queues a part of its signing
   void complete(bool wait);
   void store_batch(InFlight batch, std::vector<Signature> signatures);
   void fail_batch(const InFlight& batch, const Error& error);

@@ -77,8 +77,8 @@ SigningPool::SigningPool(const NodeKey& key, std::size_t threads)
     : key_(key), threads_per_kind_(threads) {
   FERRY_ASSERT(threads > 0);
   for (std::size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] { work(signing_, false); });
-    threads_.emplace_back([this] { work(verifying_, true); });
+    threads_.emplace_back([this] { work(signing_, wake_signing_, false); });
+    threads_.emplace_back([this] { work(verifying_, wake_verifying_, true); });
   }
 }
 
@@ -87,7 +87,8 @@ SigningPool::~SigningPool() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_signing_.notify_all();
+  wake_verifying_.notify_all();
   for (std::thread& t : threads_) t.join();
 }
 
@@ -111,7 +112,7 @@ std::future<std::vector<Signature>> SigningPool::sign(std::vector<OpId> ids,
   };
   job->finish = [state] { state->promise.set_value(std::move(state->signatures)); };
   job->done = std::move(done);
-  queue(std::move(job), signing_);
+  queue(std::move(job), signing_, wake_signing_);
   return future;
 }
 
@@ -133,11 +134,12 @@ std::future<std::vector<Result<void>>> SigningPool::verify(
   };
   job->finish = [state] { state->promise.set_value(std::move(state->verified)); };
   job->done = std::move(done);
-  queue(std::move(job), verifying_);
+  queue(std::move(job), verifying_, wake_verifying_);
   return future;
 }
 
-void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
+void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to,
+                        std::condition_variable& wake) {
   std::size_t parts = job->items < parallel_sign_ops_min ? 1 : threads_per_kind_;
   std::size_t share = (job->items + parts - 1) / parts;
   {
@@ -148,10 +150,10 @@ void SigningPool::queue(std::shared_ptr<Job> job, std::deque<Task>& to) {
       to.push_back(Task{job, first, std::min(job->items, first + share)});
     }
   }
-  wake_.notify_all();
+  wake.notify_all();
 }
 
-void SigningPool::work(std::deque<Task>& from, bool background) {
+void SigningPool::work(std::deque<Task>& from, std::condition_variable& wake, bool background) {
   if (background) {
     // Linux gives each thread its own nice value (setpriority on a thread id), starting from its
     // creator's. Raising it needs no privilege; should it fail, the thread simply competes as an
@@ -167,7 +169,7 @@ void SigningPool::work(std::deque<Task>& from, bool background) {
     Task task;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this, &from] { return stopping_ || !from.empty(); });
+      wake.wait(lock, [this, &from] { return stopping_ || !from.empty(); });
       if (from.empty()) return;  // stopping, and every queued job of this kind is done
       task = std::move(from.front());
       from.pop_front();

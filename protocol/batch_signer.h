@@ -76,12 +76,14 @@ class SigningPool {
     std::size_t first = 0;
     std::size_t last = 0;
   };
-  void queue(std::shared_ptr<Job> job, std::deque<Task>& to);
-  void work(std::deque<Task>& from, bool background);
+  void queue(std::shared_ptr<Job> job, std::deque<Task>& to, std::condition_variable& wake);
+  void work(std::deque<Task>& from, std::condition_variable& wake, bool background);
 
   const NodeKey& key_;
   std::mutex mutex_;
-  std::condition_variable wake_;
+  // One per kind: a signing job wakes only the signing threads, and the other way round.
+  std::condition_variable wake_signing_;
+  std::condition_variable wake_verifying_;
   const std::size_t threads_per_kind_;
   std::deque<Task> signing_;
   std::deque<Task> verifying_;

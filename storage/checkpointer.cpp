@@ -114,7 +114,7 @@ void Checkpointer::run() {
     pass();
     if (restart) {
       gate_.lock_for_checkpoint();
-      (void)pass();
+      pass();
       gate_.unlock_for_checkpoint();
     }
     lock.lock();

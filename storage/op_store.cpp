@@ -370,10 +370,16 @@ Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> si
   for (auto it = tip_.begin(); it != tip_.end();) {  // the tip is only kept while it is ahead
     it = head(it->first).seq >= it->second.seq ? tip_.erase(it) : std::next(it);
   }
-  for (auto it = record_tip_.begin(); it != record_tip_.end();) {
-    bool stored_now =
-        std::ranges::any_of(appended, [&](const Appended& a) { return a.id == it->second.id; });
-    it = stored_now ? record_tip_.erase(it) : std::next(it);
+  if (!record_tip_.empty()) {
+    // Sorted once: the tips of the next batch, built meanwhile, are as many as this batch's ops.
+    std::vector<OpId> stored_ids;
+    stored_ids.reserve(appended.size());
+    for (const Appended& a : appended) stored_ids.push_back(a.id);
+    std::ranges::sort(stored_ids);
+    for (auto it = record_tip_.begin(); it != record_tip_.end();) {
+      bool stored_now = std::ranges::binary_search(stored_ids, it->second.id);
+      it = stored_now ? record_tip_.erase(it) : std::next(it);
+    }
   }
   if (!appended.empty()) digests_.reset();
   return appended;

@@ -135,6 +135,15 @@ Result<std::string> Database::query_text(const std::string& sql) {
   return std::string(stmt->column_text(0));
 }
 
+Result<ReadSnapshot> ReadSnapshot::begin(Database& db) {
+  if (auto begun = db.exec("BEGIN"); !begun) return tl::unexpected(begun.error());
+  return ReadSnapshot(db);
+}
+
+ReadSnapshot::~ReadSnapshot() {
+  if (db_ != nullptr) (void)db_->exec("ROLLBACK");
+}
+
 Result<Transaction> Transaction::begin(Database& db, WriteGate* gate) {
   if (gate != nullptr) gate->lock();
   if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) {

@@ -73,6 +73,24 @@ class Database {
 
 class WriteGate;  // storage/checkpointer.h
 
+// A read transaction (BEGIN, no lock until the first read): the reads made while it lives share
+// one WAL snapshot and one read lock, instead of each statement taking and releasing its own.
+// Ended (ROLLBACK: nothing is written in it) when it goes out of scope. No write transaction may
+// begin while one is open on the same connection.
+class ReadSnapshot {
+ public:
+  [[nodiscard]] static Result<ReadSnapshot> begin(Database& db);
+  ~ReadSnapshot();
+  ReadSnapshot(ReadSnapshot&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  ReadSnapshot& operator=(ReadSnapshot&&) = delete;
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+
+ private:
+  explicit ReadSnapshot(Database& db) : db_(&db) {}
+  Database* db_;
+};
+
 // BEGIN IMMEDIATE: takes the write lock at once, so the transaction cannot fail half-way on a
 // lock upgrade. With a gate, the gate is held from before BEGIN until COMMIT or ROLLBACK.
 class Transaction {

@@ -36,6 +36,32 @@ TEST_CASE("a transaction rolls back unless committed") {
   CHECK(db->query_int("SELECT count(*) FROM t").value() == 1);
 }
 
+TEST_CASE("a read snapshot sees one state of the database until it ends") {
+  test::TempDir dir;
+  auto reader = Database::open(dir.file("t.db"), true);
+  REQUIRE(reader);
+  REQUIRE(reader->exec("PRAGMA journal_mode = WAL"));
+  REQUIRE(reader->exec("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)"));
+  auto writer = Database::open(dir.file("t.db"), false);
+  REQUIRE(writer);
+  {
+    auto snapshot = ReadSnapshot::begin(*reader);
+    REQUIRE(snapshot);
+    CHECK(reader->query_int("SELECT count(*) FROM t").value() == 1);
+    REQUIRE(writer->exec("INSERT INTO t VALUES (2)"));  // another connection commits meanwhile
+    CHECK(reader->query_int("SELECT count(*) FROM t").value() == 1);
+    CHECK(reader->query_int("SELECT max(v) FROM t").value() == 1);
+    // No write transaction inside it: it must end first.
+    CHECK_FALSE(Transaction::begin(*reader));
+  }
+  CHECK(reader->query_int("SELECT count(*) FROM t").value() == 2);
+  auto txn = Transaction::begin(*reader);
+  REQUIRE(txn);
+  REQUIRE(reader->exec("INSERT INTO t VALUES (3)"));
+  REQUIRE(txn->commit());
+  CHECK(writer->query_int("SELECT count(*) FROM t").value() == 3);
+}
+
 TEST_CASE("opening a missing database without create fails with a clear error") {
   test::TempDir dir;
   auto db = Database::open(dir.file("absent.db"), false);
