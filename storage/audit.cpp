@@ -186,7 +186,7 @@ class FeedWalk {
 
   // `op` is the decoded envelope (or why it does not decode); `signature_ok` whether the
   // signature verified, checked beforehand for a chunk of ops at once.
-  void check(const OpRow& row, const Result<Op>& op, bool signature_ok);
+  void check(const OpRow& row, const Result<const Op*>& op, bool signature_ok);
   void finish();
 
  private:
@@ -201,7 +201,7 @@ class FeedWalk {
   std::uint64_t ops_ = 0;
 };
 
-void FeedWalk::check(const OpRow& row, const Result<Op>& op, bool signature_ok) {
+void FeedWalk::check(const OpRow& row, const Result<const Op*>& op, bool signature_ok) {
   ++ops_;
   if (row.seq != expected_seq_) {
     findings_.add(feed_, expected_seq_,
@@ -214,7 +214,7 @@ void FeedWalk::check(const OpRow& row, const Result<Op>& op, bool signature_ok) 
   if (!op) {
     findings_.add(feed_, row.seq, "the envelope does not decode: " + to_string(op.error()));
   } else {
-    check_envelope(row, *op, signature_ok);
+    check_envelope(row, **op, signature_ok);
   }
   expected_seq_ = row.seq + 1;
   prev_known_ = true;
@@ -288,28 +288,31 @@ struct OwnedRow {
 // Decodes a chunk of rows, verifies the signatures of those that decode (a batch at a time, on
 // audit_verify_threads threads; a failed batch is checked op by op), then walks them in order.
 void check_chunk(FeedWalk& walk, const std::vector<OwnedRow>& chunk) {
-  std::vector<Result<Op>> decoded;
-  std::vector<SignedOp> signed_ops;
+  std::vector<std::optional<Error>> undecodable(chunk.size());
+  std::vector<SignedOp> signed_ops;  // the rows that decode, in order
   std::vector<bool> signature_sized;
-  decoded.reserve(chunk.size());
-  for (const OwnedRow& row : chunk) {
-    decoded.push_back(Op::decode(row.envelope));
-    if (!decoded.back()) continue;
+  signed_ops.reserve(chunk.size());
+  for (std::size_t i = 0; i < chunk.size(); ++i) {
+    auto op = Op::decode(chunk[i].envelope);
+    if (!op) {
+      undecodable[i] = std::move(op.error());
+      continue;
+    }
     Signature signature{};
-    signature_sized.push_back(copy_blob(row.signature, signature));
-    signed_ops.push_back(SignedOp{*decoded.back(), signature});
+    signature_sized.push_back(copy_blob(chunk[i].signature, signature));
+    signed_ops.push_back(SignedOp{std::move(*op), signature});
   }
   std::vector<Result<void>> verified = verify_ops(signed_ops, audit_verify_threads);
   std::size_t next = 0;
   for (std::size_t i = 0; i < chunk.size(); ++i) {
     const OwnedRow& row = chunk[i];
-    bool signature_ok = false;
-    if (decoded[i]) {
-      signature_ok = signature_sized[next] && verified[next].has_value();
-      ++next;
+    OpRow op_row{row.seq, row.hlc, row.id, row.envelope, row.signature};
+    if (undecodable[i]) {
+      walk.check(op_row, tl::unexpected(*undecodable[i]), false);
+      continue;
     }
-    walk.check(OpRow{row.seq, row.hlc, row.id, row.envelope, row.signature}, decoded[i],
-               signature_ok);
+    walk.check(op_row, &signed_ops[next].op, signature_sized[next] && verified[next].has_value());
+    ++next;
   }
 }
 
