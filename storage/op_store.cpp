@@ -17,6 +17,7 @@ struct OpStore::Statements {
   Statement insert_op;
   Statement id_at;
   Statement by_id;
+  Statement newest_arrival;
   Statement feed_range;
   Statement after;
   Statement max_hlc;
@@ -131,7 +132,8 @@ Result<void> OpStore::prepare() {
       "INSERT INTO ops (id, id_prefix, feed_id, seq, hlc, envelope, signature, stored_at, "
       "record_id, context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
       "SELECT id FROM ops WHERE feed_id = ?1 AND seq = ?2",
-      select + "WHERE id_prefix = ?1 AND id = ?2",
+      std::string("SELECT ") + op_columns + " FROM ops o WHERE " + by_id_terms,
+      newest_arrival_sql,
       select + "WHERE feed_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
       select + "WHERE arrival > ?1 ORDER BY arrival LIMIT ?2",
       "SELECT coalesce(max(o.hlc), 0) FROM ops o JOIN feeds f USING (feed_id) WHERE f.origin = ?1",
@@ -155,7 +157,7 @@ Result<void> OpStore::prepare() {
   stmts_.reset(new Statements{std::move(p[0]), std::move(p[1]), std::move(p[2]), std::move(p[3]),
                               std::move(p[4]), std::move(p[5]), std::move(p[6]), std::move(p[7]),
                               std::move(p[8]), std::move(p[9]), std::move(p[10]), std::move(p[11]),
-                              std::move(p[12]), std::move(p[13])});
+                              std::move(p[12]), std::move(p[13]), std::move(p[14])});
   return {};
 }
 
@@ -546,12 +548,9 @@ Result<std::vector<StoredOp>> OpStore::arrived_after(std::uint64_t arrival, std:
 
 Result<StoredOp> OpStore::get(const OpId& id) {
   Statement& stmt = stmts_->by_id;
-  auto row = stmt.bind(1, id_prefix(id)).bind(2, bytes_of(id)).step();
+  auto row = step_by_id(stmts_->newest_arrival, stmt, id);
   if (!row) return tl::unexpected(row.error());
-  if (!*row) {
-    stmt.reset();
-    return fail(Errc::not_found, "no op with that id");
-  }
+  if (!*row) return fail(Errc::not_found, "no op with that id");
   auto op = read_row(stmt, 0);
   stmt.reset();
   return op;

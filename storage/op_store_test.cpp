@@ -1,6 +1,7 @@
 #include "storage/op_store.h"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "protocol/hex.h"
 #include "protocol/receipt.h"
+#include "storage/schema.h"
 #include "tests/support/crash_vfs.h"
 #include "tests/support/test_support.h"
 
@@ -331,6 +333,70 @@ TEST_CASE("get of an unknown id is not_found") {
   auto missing = store->get(OpId{});
   REQUIRE_FALSE(missing);
   CHECK(missing.error().code == Errc::not_found);
+}
+
+TEST_CASE("ops are found by id in every generation of the id index, after the migration to it") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  const NodeKey key = NodeKey::generate();
+  std::vector<Appended> appended;
+  {
+    auto store = open_store(dir, wall);
+    std::vector<OpDraft> drafts = {test::draft("station/a", "case-1"),
+                                   test::draft("station/a", "case-2"),
+                                   test::draft("station/a", "case-3")};
+    auto done = store->append(key, clock, drafts);
+    REQUIRE(done);
+    appended = std::move(*done);
+  }
+  // Ops 2 and 3 move to generations 1 and 3 of the index (65,536 arrivals each), where a store
+  // that had stored that many ops would hold them, and the file goes back to schema 4 (one index
+  // on the id prefixes): the next open migrates it.
+  const std::uint64_t second = (std::uint64_t{1} << id_generation_shift) + 5;
+  const std::uint64_t third = (std::uint64_t{3} << id_generation_shift) + 7;
+  {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(dir.file(database_file_name).c_str(), &raw) == SQLITE_OK);
+    const std::string sql =
+        "UPDATE ops SET arrival = " + std::to_string(third) +
+        " WHERE arrival = 3; UPDATE ops SET arrival = " + std::to_string(second) +
+        " WHERE arrival = 2; DROP INDEX ops_by_id; CREATE INDEX "
+        "ops_by_id_prefix ON ops (id_prefix); PRAGMA user_version = 4;";
+    CHECK(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto store = open_store(dir, wall);
+  {
+    auto db = Database::open(dir.file(database_file_name), false);
+    REQUIRE(db);
+    CHECK(db->query_int("PRAGMA user_version").value() == schema_version_latest());
+    CHECK(db->query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'ops_by_id'").value() ==
+          1);
+    CHECK(db->query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'ops_by_id_prefix'")
+              .value() == 0);
+  }
+  const std::vector<std::uint64_t> arrivals = {1, second, third};
+  for (std::size_t i = 0; i < appended.size(); ++i) {
+    auto found = store->get(appended[i].id);
+    INFO("op " << i + 1);
+    if (!found) FAIL(to_string(found.error()));
+    CHECK(found->signed_op.op.id() == appended[i].id);
+    CHECK(found->arrival == arrivals[i]);
+  }
+  auto missing = store->get(OpId{});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == Errc::not_found);
+  // The merge finds deps the same way: an op whose deps are all held, in other records, is folded
+  // at once; one whose dep is not found would wait for it.
+  OpDraft later = test::draft("station/a", "case-4");
+  later.deps = {appended[0].id, appended[1].id};
+  REQUIRE(store->append(key, clock, std::vector<OpDraft>{later}));
+  CHECK(store->pending_count() == 0);
+  OpDraft waiting = test::draft("station/a", "case-5");
+  waiting.deps = {OpId{}};
+  REQUIRE(store->append(key, clock, std::vector<OpDraft>{waiting}));
+  CHECK(store->pending_count() == 1);
 }
 
 TEST_CASE("a second store on the same data directory is refused") {

@@ -15,6 +15,7 @@ struct Records::Statements {
   Statement update_record;
   Statement insert_record;
   Statement dep_info;
+  Statement newest_arrival;
   Statement set_folded;
   Statement set_record;
   Statement put_pending;
@@ -99,8 +100,10 @@ Result<void> Records::prepare() {
       "UPDATE records SET state = ?2, tails = ?3, conflicts = ?4 WHERE record_id = ?1",
       "INSERT INTO records (record_id, channel, key, state, tails, conflicts) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      "SELECT o.record_id, o.context, o.seq, f.origin FROM ops o JOIN feeds f USING (feed_id) "
-      "WHERE o.id_prefix = ?1 AND o.id = ?2",
+      std::string("SELECT o.record_id, o.context, o.seq, f.origin FROM ops o "
+                  "JOIN feeds f USING (feed_id) WHERE ") +
+          by_id_terms,
+      newest_arrival_sql,
       "UPDATE ops SET record_id = ?1, context = ?2 WHERE arrival = ?3",
       "UPDATE ops SET record_id = ?1, context = NULL WHERE arrival = ?2",
       "INSERT OR REPLACE INTO merge_pending (arrival, record_id, origin, seq, waits_for) "
@@ -128,7 +131,7 @@ Result<void> Records::prepare() {
                      std::move(prepared[6]), std::move(prepared[7]), std::move(prepared[8]),
                      std::move(prepared[9]), std::move(prepared[10]), std::move(prepared[11]),
                      std::move(prepared[12]), std::move(prepared[13]), std::move(prepared[14]),
-                     std::move(prepared[15])});
+                     std::move(prepared[15]), std::move(prepared[16])});
   return {};
 }
 
@@ -295,7 +298,7 @@ Result<Records::Readiness> Records::readiness(const Op& op, Cached& record) {
       continue;
     }
     Statement& stmt = stmts_->dep_info;
-    auto row = stmt.bind(1, id_prefix(dep)).bind(2, bytes_of(dep)).step();
+    auto row = step_by_id(stmts_->newest_arrival, stmt, dep);
     if (!row) return tl::unexpected(row.error());
     // Not held yet, or held but not placed in a record yet (a rebuild in progress): wait for it.
     if (!*row || stmt.column_int(0) == 0) {  // record ids start at 1; NULL reads as 0

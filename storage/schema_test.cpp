@@ -70,3 +70,21 @@ TEST_CASE("the schema enforces feed references and unique feed positions") {
   REQUIRE_FALSE(same_position);
   CHECK(same_position.error().detail.find("UNIQUE") != std::string::npos);
 }
+
+TEST_CASE("a lookup by id probes the generation index, never scans the ops") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("f.db"), true);
+  REQUIRE(db);
+  REQUIRE(migrate(*db, 0));
+  for (const std::string select : {"SELECT arrival, envelope FROM ops o WHERE ",
+                                   "SELECT o.record_id, f.origin FROM ops o JOIN feeds f USING "
+                                   "(feed_id) WHERE "}) {
+    auto plan = db->prepare("EXPLAIN QUERY PLAN " + select + by_id_terms);
+    REQUIRE(plan);
+    auto row = plan->step();
+    REQUIRE(row);
+    REQUIRE(*row);
+    const std::string detail(plan->column_text(3));
+    CHECK(detail.find("USING INDEX ops_by_id (<expr>=? AND id_prefix=?)") != std::string::npos);
+  }
+}
