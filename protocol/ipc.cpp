@@ -20,11 +20,42 @@ tl::unexpected<Failure> bad(std::string message) {
   return tl::unexpected(Failure{Code::bad_request, std::move(message)});
 }
 
-// One value of the request map: the decoded object and the exact bytes it was read from.
+// One value of the request map: the decoded object and the exact bytes it was read from. The
+// body is not decoded here (its handle stays empty): body_field() unpacks it once, with the
+// bounds of a body.
 struct Field {
   msgpack::object_handle handle;
   std::span<const std::uint8_t> bytes;
 };
+
+constexpr std::string_view body_key = "body";
+
+// Walks one msgpack value without building it, refusing more than `depth_max` nested containers.
+struct SkipValue : msgpack::null_visitor {
+  explicit SkipValue(std::size_t max) : depth_max(max) {}
+  bool enter() {
+    too_deep = ++depth > depth_max;
+    return !too_deep;
+  }
+  bool start_array(std::uint32_t) { return enter(); }
+  bool end_array() {
+    --depth;
+    return true;
+  }
+  bool start_map(std::uint32_t) { return enter(); }
+  bool end_map() {
+    --depth;
+    return true;
+  }
+  std::size_t depth_max;
+  std::size_t depth = 0;
+  bool too_deep = false;
+};
+
+// A msgpack map starts with a fixmap (0x80..0x8f), map 16 (0xde) or map 32 (0xdf) byte.
+bool starts_map(std::span<const std::uint8_t> bytes) {
+  return !bytes.empty() && ((bytes[0] & 0xf0) == 0x80 || bytes[0] == 0xde || bytes[0] == 0xdf);
+}
 
 // The keys of one request map, checked off as they are read so that unknown keys are refused.
 class Fields {
@@ -82,19 +113,19 @@ Parsed<OpId> id_field(const Object* o, std::string_view name) {
 
 // The body keeps the request's own bytes: re-encoding could change them (msgpack-c writes a
 // whole-number float as an integer), and the body must come back exactly as it was submitted.
+// The body is unpacked once, by validate_merge_body(), and the draft says so (body_validated).
 Parsed<Bytes> body_field(const Field& field) {
-  if (field.handle.get().type != msgpack::type::MAP) return bad("body: must be a map");
+  if (!starts_map(field.bytes)) return bad("body: must be a map");
   if (field.bytes.size() > limits::op_bytes_max) {
     return tl::unexpected(Failure{Code::too_large, "body: larger than an op may be"});
   }
-  Bytes body(field.bytes.begin(), field.bytes.end());
-  if (auto valid = validate_body(body); !valid) return bad(valid.error().detail);
-  // The merge would ignore a malformed `set`, `inc`, `add` or `del` part; the writer learns of
-  // it now rather than never.
-  if (auto merged = validate_merge_body(body); !merged) {
-    return bad("body: " + merged.error().detail);
+  // validate_body()'s checks, and the merge's: the merge would ignore a malformed `set`, `inc`,
+  // `add` or `del` part, so the writer learns of it now rather than never.
+  if (auto merged = validate_merge_body(field.bytes); !merged) {
+    const std::string& detail = merged.error().detail;
+    return bad(detail.starts_with("body:") ? detail : "body: " + detail);
   }
-  return body;
+  return Bytes(field.bytes.begin(), field.bytes.end());
 }
 
 // The documented length of a text field; longer is a value out of range (bad_request).
@@ -126,7 +157,7 @@ Parsed<Request> parse_submit(Fields& f) {
   SubmitRequest r;
   const Object* kind = f.take("kind");
   const Object* key = f.take("key");
-  const Field* body = f.take_field("body");
+  const Field* body = f.take_field(std::string(body_key));
   if (kind == nullptr || key == nullptr || body == nullptr) {
     return bad("submit: kind, key and body are required");
   }
@@ -139,6 +170,7 @@ Parsed<Request> parse_submit(Fields& f) {
   auto b = body_field(*body);
   if (!b) return tl::unexpected(b.error());
   r.draft.body = std::move(*b);
+  r.draft.body_validated = true;
   if (const Object* channel = f.take("channel"); channel != nullptr) {
     auto c = bounded_text(channel, "channel", limits::channel_bytes_max);
     if (!c) return tl::unexpected(c.error());
@@ -352,9 +384,19 @@ Parsed<Fields> read_map(std::span<const std::uint8_t> frame) {
       if (key.get().type != msgpack::type::STR) return bad("request: map keys must be strings");
       std::string name(key.get().via.str.ptr, key.get().via.str.size);
       std::size_t start = offset;
-      Field value{msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
-                                  nullptr, nullptr, unpack_limit),
-                  frame.subspan(start, offset - start)};
+      Field value;
+      if (name == body_key) {
+        SkipValue skip(limits::body_depth_max + 1);
+        if (!msgpack::parse(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
+                            skip)) {
+          return bad(skip.too_deep ? "request: nested too deep or too many entries"
+                                   : "request: not msgpack (a truncated or malformed body)");
+        }
+      } else {
+        value.handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(),
+                                       offset, nullptr, nullptr, unpack_limit);
+      }
+      value.bytes = frame.subspan(start, offset - start);
       if (!fields.add(std::move(name), std::move(value)))
         return bad("request: a key appears twice");
     }

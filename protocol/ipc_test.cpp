@@ -64,6 +64,11 @@ TEST_CASE("a submit request parses into a draft with its body as one msgpack map
   CHECK(submit.draft.channel == "station/huaniao");
   CHECK(submit.draft.author == std::optional<std::string>("agent-7"));
   CHECK(validate_body(submit.draft.body));
+  // The body is the request's own bytes, checked once here: Op::build need not check it again.
+  CHECK(submit.draft.body_validated);
+  const std::vector<std::uint8_t> expected = {0x81, 0xa7, 's', 'e', 'r', 'v', 'i', 'c', 'e'};
+  REQUIRE(submit.draft.body.size() > expected.size());
+  CHECK(std::equal(expected.begin(), expected.end(), submit.draft.body.begin()));
 }
 
 TEST_CASE("submit refuses missing, mistyped and unknown keys, naming them") {
@@ -215,6 +220,28 @@ TEST_CASE("oversize requests and deeply nested bodies are refused") {
     pk.pack(1);
   });
   CHECK(refused(nested).code == Code::bad_request);
+  // Thousands of levels within the request's size: refused as it is read, before any unpacking.
+  auto head = request(4, [](auto& pk) {
+    kv(pk, "cmd", "submit");
+    kv(pk, "kind", "k");
+    kv(pk, "key", "k");
+    pk.pack(std::string("body"));
+  });
+  std::vector<std::uint8_t> deeper = head;
+  deeper.insert(deeper.end(), 4000, 0x91);  // [[[[...
+  deeper.push_back(0xc0);
+  Failure too_deep = refused(deeper);
+  CHECK(too_deep.code == Code::bad_request);
+  CHECK(too_deep.message.find("deep") != std::string::npos);
+  // A body cut short, and one with a string that is not UTF-8.
+  std::vector<std::uint8_t> cut = head;
+  cut.insert(cut.end(), {0x81, 0xa1, 'a', 0xa5, 'x'});
+  CHECK(refused(cut).code == Code::bad_request);
+  std::vector<std::uint8_t> latin1 = head;
+  latin1.insert(latin1.end(), {0x81, 0xa1, 'a', 0xa2, 0xe9, 't'});
+  Failure not_utf8 = refused(latin1);
+  CHECK(not_utf8.code == Code::bad_request);
+  CHECK(not_utf8.message.find("UTF-8") != std::string::npos);
 }
 
 TEST_CASE("random and truncated frames never crash the parser") {

@@ -350,9 +350,8 @@ MergeOp merge_op_of(const Op& op) {
 }
 
 Result<void> validate_merge_body(std::span<const std::uint8_t> body) {
-  if (auto valid = validate_body(body); !valid) return valid;
-  auto unpacked = unpack_one(body, op_body_limit());
-  FERRY_ASSERT(unpacked.has_value());  // validate_body() unpacked these very bytes
+  auto unpacked = unpack_body(body);
+  if (!unpacked) return tl::unexpected(unpacked.error());
   MergeOp parsed;
   Problems problems;
   read_parts(unpacked->get(), parsed, problems);

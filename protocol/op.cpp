@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "protocol/limits.h"
+#include "protocol/unpack.h"
 #include "protocol/utf8.h"
 
 namespace ferry {
@@ -314,7 +315,9 @@ Result<Op> Op::build(const PublicKey& origin, std::uint64_t seq, const OpId& pre
     }
   }
   if (auto valid = check_deps_rules(draft.deps); !valid) return tl::unexpected(valid.error());
-  if (auto valid = validate_body(draft.body); !valid) return tl::unexpected(valid.error());
+  if (!draft.body_validated) {
+    if (auto valid = validate_body(draft.body); !valid) return tl::unexpected(valid.error());
+  }
 
   msgpack::sbuffer buffer(512 + draft.body.size());
   msgpack::packer<msgpack::sbuffer> pk(buffer);
@@ -376,15 +379,23 @@ Result<void> verify_op(const Op& op, const Signature& signature) {
   return {};
 }
 
-Result<void> validate_body(std::span<const std::uint8_t> body) {
+Result<msgpack::object_handle> unpack_body(std::span<const std::uint8_t> body) {
   if (body.size() > limits::op_bytes_max) {
     return fail(Errc::limit_exceeded, "body: larger than an op may be");
   }
   if (body.empty()) return fail(Errc::malformed, "body: empty");
   Reader r(body);
-  auto start = read_body(r);
-  if (!start) return tl::unexpected(start.error());
+  auto h = r.next("body");
+  if (!h) return tl::unexpected(h.error());
+  if (h->get().type != msgpack::type::MAP) return wrong_type("body", "map");
+  if (auto v = check_map(h->get(), 1); !v) return tl::unexpected(v.error());
   if (!r.at_end()) return fail(Errc::malformed, "body: trailing bytes after the map");
+  return h;
+}
+
+Result<void> validate_body(std::span<const std::uint8_t> body) {
+  auto unpacked = unpack_body(body);
+  if (!unpacked) return tl::unexpected(unpacked.error());
   return {};
 }
 

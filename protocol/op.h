@@ -36,6 +36,10 @@ struct OpDraft {
   // Set when the writer named no deps: the store fills in the record's current heads (see
   // storage/op_store.h). Op::build itself ignores it.
   bool deps_from_heads = false;
+  // Set by a parser that has run validate_body() on these very bytes (the IPC's submit, which
+  // also checks the merge parts): Op::build then skips that check. Anything that changes `body`
+  // afterwards must clear it.
+  bool body_validated = false;
 };
 
 // The decoded fields of an envelope other than the body.

@@ -298,11 +298,8 @@ std::vector<std::uint8_t> encode_trust_body(const TrustEntry& entry) {
 }
 
 Result<TrustEntry> parse_trust_body(const PublicKey& key, std::span<const std::uint8_t> body) {
-  if (auto valid = validate_body(body); !valid) {
-    return fail(valid.error().code, "trust " + valid.error().detail);
-  }
-  auto unpacked = unpack_one(body, op_body_limit());
-  FERRY_ASSERT(unpacked.has_value());  // validate_body() unpacked these very bytes
+  auto unpacked = unpack_body(body);
+  if (!unpacked) return fail(unpacked.error().code, "trust " + unpacked.error().detail);
   const msgpack::object& map = unpacked->get();
   const msgpack::object* set = nullptr;
   for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
