@@ -157,6 +157,7 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
   auto row = stmt.bind(1, channel).bind(2, key).step();
   if (!row) return tl::unexpected(row.error());
   Cached record{0, channel, key, {}, {}, false, {}};
+  bool fresh = false;
   if (*row) {
     record.record_id = stmt.column_int(0);
     auto state = decode_state(stmt.column_blob(1));
@@ -190,13 +191,26 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
     return &cache_.emplace(std::move(name), std::move(record)).first->second;
   } else if (create) {
     record.record_id = next_record_id_++;
-    record.dirty = true;  // the row must exist for the ops that name it
+    fresh = true;  // the row must exist for the ops that name it
   } else {
     stmt.reset();
     return nullptr;
   }
   stmt.reset();
-  return &cache_.emplace(std::move(name), std::move(record)).first->second;
+  Cached* cached = &cache_.emplace(std::move(name), std::move(record)).first->second;
+  if (fresh) mark_dirty(*cached);
+  return cached;
+}
+
+void Records::mark_dirty(Cached& record) {
+  if (record.dirty) return;
+  record.dirty = true;
+  dirty_.push_back(&record);
+}
+
+void Records::clear_cache() {
+  cache_.clear();
+  dirty_.clear();
 }
 
 Result<std::int64_t> Records::feed_id(Cached& record, const PublicKey& origin) {
@@ -348,7 +362,7 @@ void Records::apply_to(Cached& record, const Op& op, Context context) {
   const OpHeader& h = op.header();
   apply(record.state, merge_op_of(op), context);
   record.tails[h.origin] = Tail{h.seq, op.id(), std::move(context)};
-  record.dirty = true;
+  mark_dirty(record);
   changed_ = true;
 }
 
@@ -467,7 +481,9 @@ Result<void> Records::wake(const OpId& id, std::deque<OpId>& changed) {
 }
 
 Result<void> Records::flush() {
-  for (auto& [name, r] : cache_) {
+  // On a failure the records not yet written stay dirty, and the caller's discard() drops them.
+  for (Cached* dirty : dirty_) {
+    Cached& r = *dirty;
     if (!r.dirty) continue;
     auto conflicting = std::ranges::count_if(
         r.state.registers, [](const auto& field) { return field.second.size() > 1; });
@@ -496,13 +512,14 @@ Result<void> Records::flush() {
     }
     r.dirty = false;
   }
+  dirty_.clear();
   // Clean records stay for the next batches; the cache is bounded by emptying it when full.
-  if (cache_.size() > record_cache_max) cache_.clear();
+  if (cache_.size() > record_cache_max) clear_cache();
   return {};
 }
 
 void Records::discard() {
-  cache_.clear();
+  clear_cache();
   feeds_by_id_.clear();
   changed_ = true;
   // The counters moved with what rolled back; the database still knows the truth. Should even
@@ -578,7 +595,7 @@ Result<std::pair<Digest, std::map<std::string, Digest>>> Records::digests() {
 }
 
 Result<void> Records::clear() {
-  cache_.clear();
+  clear_cache();
   feeds_by_id_.clear();
   for (const char* sql : {"DELETE FROM records", "DELETE FROM merge_pending",
                           "UPDATE ops SET record_id = NULL, context = NULL"}) {

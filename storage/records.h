@@ -120,6 +120,8 @@ class Records {
   [[nodiscard]] Result<Cached*> load(const std::string& channel, const std::string& key,
                                      bool create);
   [[nodiscard]] Result<Readiness> readiness(const Op& op, Cached& record);
+  void mark_dirty(Cached& record);
+  void clear_cache();
   // Contexts and tails in the store name each origin by the id of its feed in the record's
   // channel: [[feed_id, seq], ...] in origin order, a few bytes per entry instead of 34.
   struct FeedEntry {
@@ -170,6 +172,11 @@ class Records {
     }
   };
   std::unordered_map<std::pair<std::string, std::string>, Cached, NameHash, NameEqual> cache_;
+  // The cached records with changes to write, for flush() (the cache holds up to
+  // record_cache_max records, most of them clean: walking them all on each commit cost more
+  // than the writes). Elements of cache_ keep their addresses until it is cleared, and every
+  // clear empties this too.
+  std::vector<Cached*> dirty_;
   // feed_id -> feed, for reading contexts and tails; emptied on discard(), as a feed row that
   // rolled back may see its id given to another.
   std::unordered_map<std::int64_t, FeedName> feeds_by_id_;
