@@ -150,7 +150,13 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
   // Looked up by views: a cache hit (most ops) copies neither string.
   if (auto it = cache_.find(std::make_pair(std::string_view(channel), std::string_view(key)));
       it != cache_.end()) {
-    return &it->second;
+    Cached& cached = it->second;
+    if (!cached.absent) return &cached;
+    if (!create) return nullptr;
+    cached.absent = false;
+    cached.record_id = next_record_id_++;
+    mark_dirty(cached);  // the row must exist for the ops that name it
+    return &cached;
   }
   auto name = std::make_pair(channel, key);
   Statement& stmt = stmts_->find_record;
@@ -160,6 +166,7 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
   bool fresh = false;
   if (*row) {
     record.record_id = stmt.column_int(0);
+    record.stored = true;
     auto state = decode_state(stmt.column_blob(1));
     if (!state) {
       stmt.reset();
@@ -194,6 +201,11 @@ Result<Records::Cached*> Records::load(const std::string& channel, const std::st
     fresh = true;  // the row must exist for the ops that name it
   } else {
     stmt.reset();
+    // Within the bound only: lookups alone (get, heads) never flush, which is what empties it.
+    if (cache_.size() < record_cache_max) {
+      record.absent = true;
+      cache_.emplace(std::move(name), std::move(record));
+    }
     return nullptr;
   }
   stmt.reset();
@@ -492,15 +504,16 @@ Result<void> Records::flush() {
     auto tails = encode_by_feed(r, tail_seqs);
     if (!tails) return tl::unexpected(tails.error());
     const std::vector<std::uint8_t> state = encode_state(r.state);
-    // Most dirty records have a row already: an UPDATE by record_id spares the (channel, key)
-    // index the probe an upsert makes. A new record's row is inserted.
-    auto updated = stmts_->update_record.bind(1, r.record_id)
-                       .bind(2, state)
-                       .bind(3, *tails)
-                       .bind(4, static_cast<std::int64_t>(conflicting))
-                       .run();
-    if (!updated) return updated;
-    if (sqlite3_changes(db_.handle()) == 0) {
+    // A record with a row is updated by record_id, which spares the (channel, key) index the
+    // probe an upsert makes; a new record's row is inserted.
+    if (r.stored) {
+      auto updated = stmts_->update_record.bind(1, r.record_id)
+                         .bind(2, state)
+                         .bind(3, *tails)
+                         .bind(4, static_cast<std::int64_t>(conflicting))
+                         .run();
+      if (!updated) return updated;
+    } else {
       auto inserted = stmts_->insert_record.bind(1, r.record_id)
                           .bind(2, r.channel)
                           .bind(3, r.key)
@@ -509,6 +522,7 @@ Result<void> Records::flush() {
                           .bind(6, static_cast<std::int64_t>(conflicting))
                           .run();
       if (!inserted) return inserted;
+      r.stored = true;
     }
     r.dirty = false;
   }

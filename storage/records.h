@@ -103,6 +103,11 @@ class Records {
     std::map<PublicKey, Tail> tails;
     bool dirty = false;
     std::map<PublicKey, std::int64_t> feed_ids;  // the feeds of this channel seen so far
+    // No such record yet: a lookup found no row, and it is cached so that the op built from that
+    // lookup (Records::heads) does not look again when it is stored. Only load(..., true) makes
+    // it a record.
+    bool absent = false;
+    bool stored = false;  // its row exists in the database (flush then updates it)
   };
   struct FeedName {
     PublicKey origin{};

@@ -238,6 +238,40 @@ TEST_CASE("local appends take the record's heads as deps, also ahead of the comm
   store->abandon_built();
 }
 
+TEST_CASE("a record looked up before it exists is created by its first op, then updated") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  HybridClock clock(wall, drift_max);
+  NodeKey key = NodeKey::generate();
+  OpDraft draft = test::draft("station/huaniao", "case/HN-12", set_body("status", "filed"));
+  draft.deps_from_heads = true;
+  auto ops_of = [](OpStore& store, const std::string& k) {
+    auto record = store.record("station/huaniao", k);
+    REQUIRE(record);
+    return record->state.ops;
+  };
+  {
+    auto store = open_store(dir, wall);
+    // Lookups of records that do not exist, more than the cache holds, the last one first.
+    CHECK_FALSE(store->record("station/huaniao", "case/HN-12"));
+    for (std::size_t i = 0; i < record_cache_max + 10; ++i) {
+      CHECK_FALSE(store->record("station/huaniao", "case/none-" + std::to_string(i)));
+    }
+    REQUIRE(store->append(key, clock, std::vector<OpDraft>{draft}));
+    CHECK(ops_of(*store, "case/HN-12") == 1);
+    REQUIRE(store->append(key, clock, std::vector<OpDraft>{draft}));
+    CHECK(ops_of(*store, "case/HN-12") == 2);
+    CHECK_FALSE(store->record("station/huaniao", "case/none-7"));
+  }
+  auto store = open_store(dir, wall);  // the row is read back: the next op updates it
+  REQUIRE(store->append(key, clock, std::vector<OpDraft>{draft}));
+  CHECK(ops_of(*store, "case/HN-12") == 3);
+  OpDraft other = draft;
+  other.key = "case/none-7";
+  REQUIRE(store->append(key, clock, std::vector<OpDraft>{other}));
+  CHECK(ops_of(*store, "case/none-7") == 1);
+}
+
 TEST_CASE("a store that did not merge folds its ops at the next open") {
   test::TempDir dir;
   test::FakeWallClock wall;
