@@ -227,6 +227,13 @@ void Records::clear_cache() {
 
 Result<std::int64_t> Records::feed_id(Cached& record, const PublicKey& origin) {
   if (auto it = record.feed_ids.find(origin); it != record.feed_ids.end()) return it->second;
+  // A new record of a channel whose feeds are known: no lookup.
+  if (auto of_origin = feed_ids_.find(origin); of_origin != feed_ids_.end()) {
+    if (auto it = of_origin->second.find(record.channel); it != of_origin->second.end()) {
+      record.feed_ids.emplace(origin, it->second);
+      return it->second;
+    }
+  }
   Statement& stmt = stmts_->feed_by_origin;
   auto row = stmt.bind(1, bytes_of(origin)).bind(2, record.channel).step();
   if (!row) return tl::unexpected(row.error());
@@ -238,6 +245,7 @@ Result<std::int64_t> Records::feed_id(Cached& record, const PublicKey& origin) {
   stmt.reset();
   record.feed_ids.emplace(origin, id);
   feeds_by_id_.emplace(id, FeedName{origin, record.channel});
+  feed_ids_[origin].emplace(record.channel, id);
   return id;
 }
 
@@ -535,6 +543,7 @@ Result<void> Records::flush() {
 void Records::discard() {
   clear_cache();
   feeds_by_id_.clear();
+  feed_ids_.clear();
   changed_ = true;
   // The counters moved with what rolled back; the database still knows the truth. Should even
   // that read fail, the next fold works from counts that are at worst too high: a pending check
@@ -611,6 +620,7 @@ Result<std::pair<Digest, std::map<std::string, Digest>>> Records::digests() {
 Result<void> Records::clear() {
   clear_cache();
   feeds_by_id_.clear();
+  feed_ids_.clear();
   for (const char* sql : {"DELETE FROM records", "DELETE FROM merge_pending",
                           "UPDATE ops SET record_id = NULL, context = NULL"}) {
     if (auto done = db_.exec(sql); !done) return done;

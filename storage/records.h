@@ -185,6 +185,9 @@ class Records {
   // feed_id -> feed, for reading contexts and tails; emptied on discard(), as a feed row that
   // rolled back may see its id given to another.
   std::unordered_map<std::int64_t, FeedName> feeds_by_id_;
+  // origin -> channel -> feed_id, for every record of the channel (each record also keeps its
+  // own); emptied with feeds_by_id_.
+  std::map<PublicKey, std::map<std::string, std::int64_t, std::less<>>> feed_ids_;
   std::int64_t next_record_id_ = 1;
   std::uint64_t pending_count_ = 0;
   bool changed_ = true;
