@@ -185,13 +185,19 @@ Result<void> check_value(const msgpack::object& o, std::size_t depth) {
   }
 }
 
-// Reads the body element and returns where its bytes start.
-Result<std::size_t> read_body(Reader& r) {
-  std::size_t start = r.offset();
+// Reads the next element as a body: a map that check_map accepts.
+Result<msgpack::object_handle> next_body(Reader& r) {
   auto h = r.next("body");
   if (!h) return tl::unexpected(h.error());
   if (h->get().type != msgpack::type::MAP) return wrong_type("body", "map");
   if (auto v = check_map(h->get(), 1); !v) return tl::unexpected(v.error());
+  return h;
+}
+
+// Reads the body element and returns where its bytes start.
+Result<std::size_t> read_body(Reader& r) {
+  std::size_t start = r.offset();
+  if (auto h = next_body(r); !h) return tl::unexpected(h.error());
   return start;
 }
 
@@ -385,10 +391,8 @@ Result<msgpack::object_handle> unpack_body(std::span<const std::uint8_t> body) {
   }
   if (body.empty()) return fail(Errc::malformed, "body: empty");
   Reader r(body);
-  auto h = r.next("body");
-  if (!h) return tl::unexpected(h.error());
-  if (h->get().type != msgpack::type::MAP) return wrong_type("body", "map");
-  if (auto v = check_map(h->get(), 1); !v) return tl::unexpected(v.error());
+  auto h = next_body(r);
+  if (!h) return h;
   if (!r.at_end()) return fail(Errc::malformed, "body: trailing bytes after the map");
   return h;
 }
