@@ -554,7 +554,8 @@ int cmd_status(const Globals& g) {
             << " feeds, last arrival " << uint_or(*status, "last_arrival") << "\n"
             << "clock         " << hlc_text(uint_or(*status, "hlc")) << "\n"
             << "digest        " << text_or(*status, "digest") << " ("
-            << count_text(object_at(*status, "channels").size(), "channel") << ")\n"
+            << count_text(object_at(*status, "channels").size(), "channel")
+            << (yes_no(*status, "digest_current") == "no" ? ", behind the newest ops" : "") << ")\n"
             << "pending       " << uint_or(*status, "pending") << " ops waiting for their deps\n"
             << "uptime        " << duration_text(uint_or(*status, "uptime_ms")) << "\n"
             << "version       " << text_or(*status, "version") << "\n"

@@ -292,24 +292,19 @@ ipc::Parsed<ipc::Bytes> Node::conflicts(const ipc::ConflictsRequest& request) {
 }
 
 ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
-  // The digests cost a pass over every record. While ops keep arriving on a store where that
-  // pass took digest_cost_free or more, status recomputes them only once digest_cost_factor
-  // times the last computation's duration has passed since it, so
-  // that frequent status requests spend at most about 1/digest_cost_factor of the loop on them
-  // (a large store's reply may then show a digest that lags the ops a little).
-  auto now = std::chrono::steady_clock::now();
-  if (!last_digests_ || digest_cost_ < digest_cost_free ||
-      now - digests_at_ >= digest_cost_ * digest_cost_factor) {
+  // The digests status showed last are shown again while they still cover every record, and
+  // while the pacer holds a slow recomputation back (digest_current tells the client which).
+  auto started = std::chrono::steady_clock::now();
+  if (!last_digests_ || (!store_->digests_current() && digest_pacer_.due(started))) {
     auto digests = store_->digests();
     if (!digests) return failure_for(digests.error());
     last_digests_ = std::move(*digests);
-    digests_at_ = std::chrono::steady_clock::now();
-    digest_cost_ = digests_at_ - now;
+    digest_pacer_.computed(started, std::chrono::steady_clock::now());
   }
   const storage::Digests* digests = &*last_digests_;
   ipc::ReplyWriter w;
   auto& pk = w.packer();
-  pk.pack_map(counters.replication ? 13 : 12);
+  pk.pack_map(counters.replication ? 14 : 13);
   w.key("ok");
   pk.pack_true();
   w.key("node");
@@ -342,6 +337,8 @@ ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
     w.key(channel);
     w.id(digest);
   }
+  w.key("digest_current");
+  pk.pack(store_->digests_current());
   w.key("pending");
   pk.pack_uint64(store_->pending_count());
   w.key("ipc");

@@ -69,6 +69,33 @@ struct PullPage {
   std::uint64_t next = 0;
 };
 
+// Status spends at most about 1/this of the event loop's time recomputing state digests.
+inline constexpr int digest_cost_factor = 10;
+// A digest pass quicker than this is always redone: status then shows the records as they are.
+inline constexpr std::chrono::milliseconds digest_cost_free{20};
+
+// When status may recompute state digests that no longer cover every record. The digests cost
+// a pass over every record: a pass quicker than digest_cost_free may always be redone, a slower
+// one only once digest_cost_factor times its duration has passed since it ended, so that frequent
+// status requests spend at most about 1/digest_cost_factor of the loop on them.
+class DigestPacer {
+ public:
+  using Clock = std::chrono::steady_clock;
+  bool due(Clock::time_point now) const {
+    return !computed_ || cost_ < digest_cost_free || now - ended_ >= cost_ * digest_cost_factor;
+  }
+  void computed(Clock::time_point started, Clock::time_point ended) {
+    computed_ = true;
+    cost_ = ended - started;
+    ended_ = ended;
+  }
+
+ private:
+  bool computed_ = false;
+  Clock::time_point ended_{};
+  Clock::duration cost_{};
+};
+
 class Node {
  public:
   Node(const config::Config& config, NodeKey key, std::unique_ptr<storage::OpStore> store,
@@ -138,21 +165,13 @@ class Node {
   std::string default_channel_;
   std::chrono::steady_clock::time_point started_;
   std::optional<TrustView> trust_;
-  std::uint64_t clock_ahead_ = 0;
+  std::uint64_t clock_ahead_ = 0;  // received ops stamped beyond clock_drift_max ahead of us
   std::optional<storage::Digests> last_digests_;  // what status reported last
-  std::chrono::steady_clock::time_point digests_at_{};
-  std::chrono::steady_clock::duration
-      digest_cost_{};  // how long the last computation took  // received ops stamped beyond
-                       // clock_drift_max ahead of us
+  DigestPacer digest_pacer_;
 };
 
 // The ferryd version (the project's version in CMakeLists.txt).
 std::string_view ferry_version();
-
-// Status spends at most about 1/this of the event loop's time recomputing state digests.
-inline constexpr int digest_cost_factor = 10;
-// A digest pass quicker than this is always redone: status then shows the records as they are.
-inline constexpr std::chrono::milliseconds digest_cost_free{20};
 
 // Trust entries read from the store at most; more are ignored (and logged).
 inline constexpr std::size_t trust_entries_max = 100'000;

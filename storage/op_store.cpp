@@ -724,6 +724,8 @@ Result<Digests> OpStore::digests() {
   return *digests_;
 }
 
+bool OpStore::digests_current() const { return digests_.has_value() && !records_->changed(); }
+
 Result<RebuildReport> OpStore::rebuild_records() {
   RebuildReport report;
   auto txn = Transaction::begin(db_, write_gate());

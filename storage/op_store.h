@@ -216,6 +216,8 @@ class OpStore {
 
   // Computed over every record in (channel, key) order; cached until the next commit.
   [[nodiscard]] Result<Digests> digests();
+  // Whether the digests last computed still cover every record: no op merged since.
+  bool digests_current() const;
 
   // Recomputes every record from the ops held (all of them, in arrival order) in one
   // transaction. The result must equal the incremental merge: `ferryctl rebuild` checks that.

@@ -206,6 +206,30 @@ TEST_CASE("an op waits for a dep the store does not hold, and folds when it arri
   CHECK(conflicts(record->state).empty());
 }
 
+TEST_CASE("the digests are current until an op is merged, and again once recomputed") {
+  test::TempDir dir;
+  test::FakeWallClock wall;
+  auto store = open_store(dir, wall);
+  CHECK_FALSE(store->digests_current());  // none computed yet
+  Digests empty = store->digests().value();
+  CHECK(store->digests_current());
+  Writers w(2);
+  auto submit = w.write(0, "station/huaniao", "case/HN-8", 100, {}, set_body("status", "filed"));
+  auto approve = w.write(1, "station/huaniao", "case/HN-8", 200, {submit.op.id()},
+                         set_body("status", "approved"));
+  ingest_all(*store, {submit});
+  CHECK_FALSE(store->digests_current());
+  Digests filed = store->digests().value();
+  CHECK(filed.node != empty.node);
+  CHECK(store->digests_current());
+  ingest_all(*store, {approve});
+  CHECK_FALSE(store->digests_current());
+  CHECK(store->digests().value().node != filed.node);
+  CHECK(store->digests_current());
+  REQUIRE(store->rebuild_records());
+  CHECK_FALSE(store->digests_current());
+}
+
 TEST_CASE("local appends take the record's heads as deps, also ahead of the commit") {
   test::TempDir dir;
   test::FakeWallClock wall;

@@ -201,7 +201,11 @@ class Node:
             return f.read().strip()
 
     def digest(self, channel):
-        return self.client().status().get("channels", {}).get(channel)
+        """The channel's digest, or None while the node has none or its digests lag its ops."""
+        status = self.client().status()
+        if not status.get("digest_current", False):
+            return None
+        return status.get("channels", {}).get(channel)
 
     def upstream_backlog(self):
         for peer in self.ctl("peers", json_out=True):

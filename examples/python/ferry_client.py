@@ -169,6 +169,7 @@ class FerryClient:
 
     def status(self):
         """The node at a glance: node {name, id, role}, ops, feeds, last_arrival, uptime_ms,
-        version, hlc, digest, channels {channel: digest}, pending, ipc {requests, errors,
+        version, hlc, digest, channels {channel: digest}, digest_current (false while the
+        digests lag the newest ops), pending, ipc {requests, errors,
         submit_queue, pulls_waiting, disconnects, unsent_replies}."""
         return self._call({"cmd": "status"})

@@ -810,7 +810,17 @@ std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::s
 }
 
 std::string channel_digest(TestNode& node, const std::string& channel) {
-  Value s = node.status();
+  // A large store's status may show digests that lag the newest ops (digest_current false) until
+  // ferryd recomputes them: wait for digests that cover every op, or two lagging digests could
+  // look equal.
+  Value s;
+  bool current = wait_until(
+      [&] {
+        s = node.status();
+        return s["digest_current"].boolean();
+      },
+      digest_current_timeout, 10ms);
+  if (!current) throw harness_error(node.name() + "'s status digests stayed behind its ops");
   return s["channels"].has(channel) ? s["channels"][channel].str() : std::string();
 }
 

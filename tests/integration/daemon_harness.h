@@ -253,7 +253,11 @@ class TestNode;
 std::vector<std::string> submit_many(TestNode& node, std::size_t n, const std::string& tag,
                                      const std::string& channel = {});
 
-// A channel's state digest in `status`; empty when the node holds nothing of it.
+// How long channel_digest waits for status digests that cover every op the node holds.
+inline constexpr std::chrono::seconds digest_current_timeout{60};
+
+// A channel's state digest in `status`, once status shows digests that cover every op held
+// (`digest_current`); empty when the node holds nothing of it.
 std::string channel_digest(TestNode& node, const std::string& channel);
 
 // Both nodes hold the same ops of the channel (equal, non-empty digests).

@@ -216,7 +216,7 @@ TEST_CASE_METHOD(RoundTrip, "status reports the node, its ops, feeds and request
   INFO(r);
   REQUIRE(r["ok"].boolean());
   CHECK(r.keys() == sorted({"ok", "node", "ops", "feeds", "last_arrival", "uptime_ms", "version",
-                            "hlc", "digest", "channels", "pending", "ipc"}));
+                            "hlc", "digest", "channels", "digest_current", "pending", "ipc"}));
   CHECK(r["node"].keys() == sorted({"name", "id", "role"}));
   CHECK(r["ops"].u64() == 3);
   CHECK(r["feeds"].u64() == 2);

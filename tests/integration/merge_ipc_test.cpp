@@ -289,6 +289,7 @@ TEST_CASE("the status digest follows the records, and ferryctl rebuild reaches t
   Value empty = client.call(status_request());
   INFO("empty: " << empty);
   CHECK(is_id(empty["digest"]));
+  CHECK(empty["digest_current"] == Value(true));
   CHECK(empty["channels"] == Value::map({}));
   CHECK(empty["pending"].u64() == 0);
 
@@ -296,6 +297,7 @@ TEST_CASE("the status digest follows the records, and ferryctl rebuild reaches t
   Value one = client.call(status_request());
   INFO("one: " << one);
   CHECK(one["digest"] != empty["digest"]);
+  CHECK(one["digest_current"] == Value(true));  // a pass over one record is always redone
   REQUIRE(one["channels"].keys() == std::vector<std::string>{node.default_channel()});
   CHECK(is_id(one["channels"][node.default_channel()]));
 
