@@ -28,6 +28,7 @@
 #include "bench/ipc/ferryd_process.h"
 #include "bench/ipc/submit_load.h"
 #include "bench/support/bench_support.h"
+#include "bench/support/proc_stats.h"
 #include "protocol/error.h"
 
 #ifndef FERRYD_PATH
@@ -73,6 +74,13 @@ struct IpcOptions {
 struct Throughput {
   Measurement m;
   std::size_t clients = 0;
+  ProcessCpu ferryd_cpu;  // what ferryd's threads spent during the measurement
+  double bench_cpu = 0;   // what this benchmark (its clients) spent, in seconds
+  double ferryd_us_per_op() const { return per_op(ferryd_cpu.total); }
+  double us_per_op() const { return per_op(ferryd_cpu.total + bench_cpu); }
+  double per_op(double seconds) const {
+    return m.ops == 0 ? 0 : seconds * 1e6 / static_cast<double>(m.ops);
+  }
 };
 
 struct Latency {
@@ -112,12 +120,19 @@ void print_refusals(const LoadResult& r) {
               r.refusal.c_str());
 }
 
-Result<Throughput> measure_throughput(SubmitLoad& load, Style style, std::size_t clients,
-                                      Seconds seconds, double baseline, Tally& tally) {
+Result<Throughput> measure_throughput(SubmitLoad& load, pid_t ferryd, Style style,
+                                      std::size_t clients, Seconds seconds, double baseline,
+                                      Tally& tally) {
+  auto cpu_before = process_cpu(ferryd);
+  if (!cpu_before) return tl::unexpected(cpu_before.error());
+  const double bench_before = self_cpu_seconds();
   auto r = load.closed_loop(style, clients, seconds, measurement_ops_max);
   if (!r) return tl::unexpected(r.error());
+  auto cpu_after = process_cpu(ferryd);
+  if (!cpu_after) return tl::unexpected(cpu_after.error());
   tally.add(*r);
-  Throughput t{Measurement{configuration(style, clients), r->acknowledged, r->elapsed}, clients};
+  Throughput t{Measurement{configuration(style, clients), r->acknowledged, r->elapsed}, clients,
+               *cpu_after - *cpu_before, self_cpu_seconds() - bench_before};
   print_row(t.m, baseline);
   print_refusals(*r);
   std::fflush(stdout);
@@ -148,6 +163,25 @@ Result<Latency> measure_latency(SubmitLoad& load, Seconds seconds, Tally& tally)
   return l;
 }
 
+// CPU per acknowledged submit in each throughput run, from /proc: where the time goes, and how
+// much of the machine the run kept busy (both say whether a run was bound by CPU or by waiting).
+void print_cpu(const std::vector<Throughput>& runs) {
+  std::printf(
+      "\nCPU per acknowledged submit, us (ferryd: its event loop, its ZeroMQ I/O threads, its "
+      "other\nthreads: signing, checkpointer; bench: this benchmark's clients) and cores busy\n");
+  std::printf("%-28s %7s %7s %7s %7s %7s %11s\n", "configuration", "loop", "zmq", "other", "ferryd",
+              "bench", "cores busy");
+  for (const Throughput& t : runs) {
+    const double seconds = t.m.elapsed.count();
+    std::printf("%-28s %7.1f %7.1f %7.1f %7.1f %7.1f %6.2f of %u\n", t.m.configuration.c_str(),
+                t.per_op(t.ferryd_cpu.main), t.per_op(t.ferryd_cpu.zmq),
+                t.per_op(t.ferryd_cpu.other()), t.ferryd_us_per_op(), t.per_op(t.bench_cpu),
+                seconds > 0 ? (t.ferryd_cpu.total + t.bench_cpu) / seconds : 0,
+                std::thread::hardware_concurrency());
+  }
+  std::fflush(stdout);
+}
+
 struct Outcome {
   std::vector<Throughput> runs;
   Latency latency;
@@ -163,12 +197,13 @@ Result<void> measure_node(FerrydProcess& ferryd, SubmitLoad& load, const IpcOpti
   out.tally.add(*warm);
   for (Style style : styles) {
     for (std::size_t clients : client_counts) {
-      auto t =
-          measure_throughput(load, style, clients, options.common.seconds, baseline, out.tally);
+      auto t = measure_throughput(load, ferryd.pid(), style, clients, options.common.seconds,
+                                  baseline, out.tally);
       if (!t) return tl::unexpected(t.error());
       out.runs.push_back(std::move(*t));
     }
   }
+  print_cpu(out.runs);
   auto latency = measure_latency(load, options.latency_seconds, out.tally);
   if (!latency) return tl::unexpected(latency.error());
   out.latency = *latency;
@@ -226,6 +261,14 @@ void print_targets(const Outcome& out, double baseline) {
               ops / baseline, target_ratio, ops / baseline >= target_ratio ? "met" : "NOT met");
   std::printf("  p99 at %.0f submits/s: %.2f ms <= %.0f ms: %s\n", latency_rate, out.latency.p99,
               target_p99_ms, out.latency.p99 <= target_p99_ms ? "met" : "NOT met");
+  if (best->us_per_op() > 0) {
+    const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+    std::printf(
+        "  at %.1f us of CPU per submit (ferryd %.1f, bench %.1f), %u busy cores would give at "
+        "most %.0f ops/s\n",
+        best->us_per_op(), best->ferryd_us_per_op(), best->per_op(best->bench_cpu), cores,
+        cores * 1e6 / best->us_per_op());
+  }
 }
 
 Result<int> run(const IpcOptions& options) {

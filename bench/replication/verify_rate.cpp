@@ -6,7 +6,7 @@
 #include <system_error>
 #include <thread>
 
-#include "bench/replication/proc_stats.h"
+#include "bench/support/proc_stats.h"
 #include "protocol/batch_signer.h"
 #include "protocol/node_key.h"
 

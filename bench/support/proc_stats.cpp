@@ -1,4 +1,4 @@
-#include "bench/replication/proc_stats.h"
+#include "bench/support/proc_stats.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
