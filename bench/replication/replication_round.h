@@ -25,10 +25,10 @@
 #include <vector>
 
 #include "bench/replication/link_relay.h"
-#include "bench/support/proc_stats.h"
 #include "bench/replication/replication_nodes.h"
 #include "bench/replication/verify_rate.h"
 #include "bench/support/bench_support.h"
+#include "bench/support/proc_stats.h"
 #include "protocol/error.h"
 
 namespace ferry::bench {
