@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <memory>
 
 #include "protocol/hex.h"
 #include "protocol/limits.h"
@@ -20,11 +21,11 @@ tl::unexpected<Failure> bad(std::string message) {
   return tl::unexpected(Failure{Code::bad_request, std::move(message)});
 }
 
-// One value of the request map: the decoded object and the exact bytes it was read from. The
-// body is not decoded here (its handle stays empty): body_field() unpacks it once, with the
-// bounds of a body.
+// One value of the request map: the decoded object (in the zone of its Fields) and the exact
+// bytes it was read from. The body is not decoded here (its object stays nil): body_field()
+// unpacks it once, with the bounds of a body.
 struct Field {
-  msgpack::object_handle handle;
+  Object object;
   std::span<const std::uint8_t> bytes;
 };
 
@@ -75,8 +76,11 @@ class Fields {
 
   const Object* take(const std::string& key) {
     const Field* field = take_field(key);
-    return field == nullptr ? nullptr : &field->handle.get();
+    return field == nullptr ? nullptr : &field->object;
   }
+
+  // Where the keys and values of the request are decoded: one zone for the whole request.
+  msgpack::zone& zone() { return *zone_; }
 
   Parsed<void> none_left(std::string_view cmd) const {
     if (fields_.empty()) return {};
@@ -84,6 +88,7 @@ class Fields {
   }
 
  private:
+  std::unique_ptr<msgpack::zone> zone_ = std::make_unique<msgpack::zone>();  // moves with Fields
   std::map<std::string, Field> fields_;
   std::deque<Field> taken_;  // stable addresses for what take() handed out
 };
@@ -379,10 +384,12 @@ Parsed<Fields> read_map(std::span<const std::uint8_t> frame) {
   Fields fields;
   try {
     for (std::uint32_t i = 0; i < *entries; ++i) {
-      auto key = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
-                                 nullptr, nullptr, unpack_limit);
-      if (key.get().type != msgpack::type::STR) return bad("request: map keys must be strings");
-      std::string name(key.get().via.str.ptr, key.get().via.str.size);
+      bool referenced = false;
+      Object key =
+          msgpack::unpack(fields.zone(), reinterpret_cast<const char*>(frame.data()), frame.size(),
+                          offset, referenced, nullptr, nullptr, unpack_limit);
+      if (key.type != msgpack::type::STR) return bad("request: map keys must be strings");
+      std::string name(key.via.str.ptr, key.via.str.size);
       std::size_t start = offset;
       Field value;
       if (name == body_key) {
@@ -393,8 +400,9 @@ Parsed<Fields> read_map(std::span<const std::uint8_t> frame) {
                                    : "request: not msgpack (a truncated or malformed body)");
         }
       } else {
-        value.handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(),
-                                       offset, nullptr, nullptr, unpack_limit);
+        value.object =
+            msgpack::unpack(fields.zone(), reinterpret_cast<const char*>(frame.data()),
+                            frame.size(), offset, referenced, nullptr, nullptr, unpack_limit);
       }
       value.bytes = frame.subspan(start, offset - start);
       if (!fields.add(std::move(name), std::move(value)))
