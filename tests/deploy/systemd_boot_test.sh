@@ -87,9 +87,21 @@ say "booting the root under systemd-nspawn"
 systemd-nspawn -D "$root" --boot --register=no --keep-unit --console=read-only \
   >"$tmp/boot.log" 2>&1 &
 nspawn_pid=$!
+# The container's init is PID 1 of a new PID namespace (NSpid ends in 1). nspawn's first child
+# is a helper in our namespace that exits once it has started init: entering its namespaces
+# fails ("stat of /proc/PID/ns/user failed"), so wait for init itself.
+container_init() {
+  local child
+  for child in $(pgrep -P "$nspawn_pid" || true); do
+    if awk '/^NSpid:/ { exit !(NF > 2 && $NF == 1) }' "/proc/$child/status" 2>/dev/null; then
+      echo "$child"
+      return
+    fi
+  done
+}
 init_pid=""
 for _ in $(seq 1 100); do
-  init_pid=$(pgrep -P "$nspawn_pid" | head -1 || true)
+  init_pid=$(container_init)
   [ -n "$init_pid" ] && break
   sleep 0.2
 done
