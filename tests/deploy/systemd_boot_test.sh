@@ -93,7 +93,8 @@ nspawn_pid=$!
 container_init() {
   local child
   for child in $(pgrep -P "$nspawn_pid" || true); do
-    if awk '/^NSpid:/ { exit !(NF > 2 && $NF == 1) }' "/proc/$child/status" 2>/dev/null; then
+    if awk '/^NSpid:/ { init = NF > 2 && $NF == 1 } END { exit !init }' "/proc/$child/status" \
+      2>/dev/null; then
       echo "$child"
       return
     fi
