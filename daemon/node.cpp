@@ -292,16 +292,15 @@ ipc::Parsed<ipc::Bytes> Node::conflicts(const ipc::ConflictsRequest& request) {
 }
 
 ipc::Parsed<ipc::Bytes> Node::status(const IpcCounters& counters) {
-  // The digests status showed last are shown again while they still cover every record, and
-  // while the pacer holds a slow recomputation back (digest_current tells the client which).
+  // The store's last digests are shown while they still cover every record, and while the
+  // pacer holds a slow recomputation back (digest_current tells the client which).
   auto started = std::chrono::steady_clock::now();
-  if (!last_digests_ || (!store_->digests_current() && digest_pacer_.due(started))) {
-    auto digests = store_->digests();
-    if (!digests) return failure_for(digests.error());
-    last_digests_ = std::move(*digests);
+  if (!store_->digests_current() &&
+      (store_->last_digests() == nullptr || digest_pacer_.due(started))) {
+    if (auto computed = store_->digests(); !computed) return failure_for(computed.error());
     digest_pacer_.computed(started, std::chrono::steady_clock::now());
   }
-  const storage::Digests* digests = &*last_digests_;
+  const storage::Digests* digests = store_->last_digests();
   ipc::ReplyWriter w;
   auto& pk = w.packer();
   pk.pack_map(counters.replication ? 14 : 13);

@@ -166,7 +166,6 @@ class Node {
   std::chrono::steady_clock::time_point started_;
   std::optional<TrustView> trust_;
   std::uint64_t clock_ahead_ = 0;  // received ops stamped beyond clock_drift_max ahead of us
-  std::optional<storage::Digests> last_digests_;  // what status reported last
   DigestPacer digest_pacer_;
 };
 

@@ -383,7 +383,6 @@ Result<std::vector<Appended>> OpStore::store_signed(std::span<const SignedOp> si
       it = stored_now ? record_tip_.erase(it) : std::next(it);
     }
   }
-  if (!appended.empty()) digests_.reset();
   return appended;
 }
 
@@ -473,7 +472,6 @@ Result<IngestReport> OpStore::ingest_batch(std::span<const SignedOp> ops,
   if (auto flushed = records_->flush(); !flushed) return tl::unexpected(flushed.error());
   if (auto committed = txn->commit(); !committed) return tl::unexpected(committed.error());
   publish(staged, report.stored, arrival);
-  digests_.reset();
   return report;
 }
 

@@ -214,9 +214,12 @@ class OpStore {
   [[nodiscard]] Result<std::map<std::string, std::uint64_t>> conflicts_by_channel(
       std::size_t channels_max);
 
-  // Computed over every record in (channel, key) order; cached until the next commit.
+  // Computed over every record in (channel, key) order; recomputed only when an op was merged
+  // since the last computation.
   [[nodiscard]] Result<Digests> digests();
-  // Whether the digests last computed still cover every record: no op merged since.
+  // The digests last computed (nullptr before the first), which may lag newer ops.
+  const Digests* last_digests() const { return digests_ ? &*digests_ : nullptr; }
+  // Whether last_digests() still covers every record: no op merged since.
   bool digests_current() const;
 
   // Recomputes every record from the ops held (all of them, in arrival order) in one
@@ -279,7 +282,7 @@ class OpStore {
     std::vector<OpId> covered;  // the ops it and the ops built before it named as deps
   };
   std::map<std::pair<std::string, std::string>, RecordTip> record_tip_;
-  std::optional<Digests> digests_;  // cached until records change
+  std::optional<Digests> digests_;  // the last computed; current until records change
   std::map<FeedId, Feed> feeds_;
   std::map<FeedId, FeedHead> tip_;  // local feeds with ops built but not yet stored
   VersionVector vector_;

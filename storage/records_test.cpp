@@ -211,6 +211,7 @@ TEST_CASE("the digests are current until an op is merged, and again once recompu
   test::FakeWallClock wall;
   auto store = open_store(dir, wall);
   CHECK_FALSE(store->digests_current());  // none computed yet
+  CHECK(store->last_digests() == nullptr);
   Digests empty = store->digests().value();
   CHECK(store->digests_current());
   Writers w(2);
@@ -224,6 +225,8 @@ TEST_CASE("the digests are current until an op is merged, and again once recompu
   CHECK(store->digests_current());
   ingest_all(*store, {approve});
   CHECK_FALSE(store->digests_current());
+  REQUIRE(store->last_digests() != nullptr);  // kept, lagging, for a paced status to show
+  CHECK(store->last_digests()->node == filed.node);
   CHECK(store->digests().value().node != filed.node);
   CHECK(store->digests_current());
   REQUIRE(store->rebuild_records());
