@@ -16,6 +16,7 @@
 #include "daemon/node.h"
 #include "daemon/replicator.h"
 #include "daemon/service_notify.h"
+#include "storage/sqlite.h"
 
 namespace {
 
@@ -154,6 +155,10 @@ int main(int argc, char** argv) {
   try {
     auto logger = spdlog::stderr_color_mt("ferryd");
     spdlog::set_default_logger(logger);
+    // Before anything uses SQLite: the setting is taken only then.
+    if (!ferry::storage::sqlite_memory_statistics_off()) {
+      spdlog::warn("SQLite was in use before its memory statistics could be turned off");
+    }
     CLI::App app{"ferryd: one ferry node (station, relay or hub), in the foreground"};
     std::string config_path;
     std::string check_path;

@@ -86,3 +86,18 @@ TEST_CASE("valid_utf8 rejects stray continuation bytes") {
   CHECK_FALSE(valid_utf8("\x80\x80\x80"));
   CHECK_FALSE(valid_utf8("\xe8\x8a\xc2\xb1"));  // a lead byte where a continuation must be
 }
+
+TEST_CASE("valid_utf8 finds a bad byte and accepts a good form at every offset of ASCII text") {
+  // The ASCII text is checked eight bytes at a time: every offset lands differently in a word.
+  const std::string ascii(40, 'a');
+  for (std::size_t at = 0; at <= ascii.size(); ++at) {
+    INFO("at offset " << at);
+    CHECK(valid_utf8(ascii.substr(0, at) + "嵊" + ascii.substr(at)));
+    CHECK(valid_utf8(ascii.substr(0, at) + "\xc2\x80" + ascii.substr(at)));
+    CHECK_FALSE(valid_utf8(ascii.substr(0, at) + "\xff" + ascii.substr(at)));
+    CHECK_FALSE(valid_utf8(ascii.substr(0, at) + "\xed\xa0\x80" + ascii.substr(at)));
+    CHECK_FALSE(valid_utf8(ascii.substr(0, at) + "\xe5\xb5" + ascii.substr(at)));  // cut short
+  }
+  CHECK(valid_utf8(ascii));
+  CHECK_FALSE(valid_utf8(ascii + "\xe5\xb5"));  // cut short at the very end
+}

@@ -30,14 +30,14 @@ Statement& Statement::bind(int index, std::int64_t value) {
 
 Statement& Statement::bind(int index, std::string_view text) {
   int rc = sqlite3_bind_text(stmt_.get(), index, text.data(), static_cast<int>(text.size()),
-                             SQLITE_TRANSIENT);
+                             SQLITE_STATIC);
   FERRY_ASSERT(rc == SQLITE_OK);
   return *this;
 }
 
 Statement& Statement::bind(int index, std::span<const std::uint8_t> blob) {
   int rc = sqlite3_bind_blob(stmt_.get(), index, blob.data(), static_cast<int>(blob.size()),
-                             SQLITE_TRANSIENT);
+                             SQLITE_STATIC);
   FERRY_ASSERT(rc == SQLITE_OK);
   return *this;
 }
@@ -87,7 +87,15 @@ std::span<const std::uint8_t> Statement::column_blob(int index) const {
   return {static_cast<const std::uint8_t*>(blob), static_cast<std::size_t>(size)};
 }
 
+bool sqlite_memory_statistics_off() {
+  // Once per process: sqlite3_config may not run while another thread uses SQLite.
+  // SQLITE_MISUSE once SQLite is initialized: its statistics then stay as they were (on).
+  static const bool off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  return off;
+}
+
 Result<Database> Database::open(const std::string& path, bool create, const std::string& vfs) {
+  sqlite_memory_statistics_off();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;

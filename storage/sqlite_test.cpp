@@ -1,6 +1,8 @@
 #include "storage/sqlite.h"
 
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 #include "tests/support/test_support.h"
 
@@ -14,6 +16,47 @@ TEST_CASE("sqlite result codes map to ferry error codes") {
   CHECK(sqlite_error(SQLITE_CORRUPT, "x", nullptr).code == Errc::corrupt);
   CHECK(sqlite_error(SQLITE_NOTADB, "x", nullptr).code == Errc::corrupt);
   CHECK(sqlite_error(SQLITE_FULL, "insert", nullptr).detail.find("insert") == 0);
+}
+
+// ctest runs each test case in a process of its own, so this Database is the process's first
+// SQLite use.
+TEST_CASE("the first Database of a process turns SQLite's memory statistics off") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("t.db"), true);
+  REQUIRE(db);
+  REQUIRE(db->exec("CREATE TABLE t (v BLOB); INSERT INTO t VALUES (zeroblob(100000))"));
+  CHECK(sqlite_memory_statistics_off());
+  // Counted only while the statistics are on: SQLite has allocated plenty by now.
+  CHECK(sqlite3_memory_used() == 0);
+  CHECK(sqlite3_memory_highwater(0) == 0);
+}
+
+TEST_CASE("bound text and blobs are stored as they were when the statement ran") {
+  test::TempDir dir;
+  auto db = Database::open(dir.file("t.db"), true);
+  REQUIRE(db);
+  REQUIRE(db->exec("CREATE TABLE t (s TEXT, b BLOB)"));
+  auto insert = db->prepare("INSERT INTO t VALUES (?1, ?2)");
+  REQUIRE(insert);
+  std::string text = "household-registration";
+  std::vector<std::uint8_t> blob{1, 2, 3};
+  REQUIRE(insert->bind(1, text).bind(2, blob).run());
+  // The statement was reset by run(): changing or freeing the bound bytes changes nothing.
+  text.assign("changed after the insert");
+  blob.assign(1000, 9);
+  REQUIRE(insert->bind(1, std::string_view("second")).bind(2, blob).run());
+  auto select = db->prepare("SELECT s, b FROM t WHERE s = ?1 OR length(b) = ?2 ORDER BY rowid");
+  REQUIRE(select);
+  std::string wanted = "household-registration";
+  select->bind(1, wanted).bind(2, std::int64_t{1000});
+  REQUIRE(select->step().value());  // the bound text is read again at every row
+  CHECK(select->column_text(0) == "household-registration");
+  CHECK(select->column_blob(1).size() == 3);
+  REQUIRE(select->step().value());
+  CHECK(select->column_text(0) == "second");
+  CHECK(select->column_blob(1).size() == 1000);
+  CHECK_FALSE(select->step().value());
+  select->reset();
 }
 
 TEST_CASE("a transaction rolls back unless committed") {
